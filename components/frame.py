@@ -1,0 +1,108 @@
+"""The app frame: header (product, connection indicator, theme toggle, user menu) and the nav drawer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from nicegui import app, ui
+
+from components.theme import apply_theme
+from nox_ui.roles import Principal, Role
+
+if TYPE_CHECKING:
+    from components.session import SessionGuard
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str
+    icon: str
+    path: str
+    role: Role = Role.VIEWER
+
+
+NAV_ITEMS: list[NavItem] = [
+    NavItem("Dashboard", "dashboard", "/"),
+    NavItem("Users", "group", "/admin/users", Role.ADMIN),
+]
+
+
+def nav_items_for(principal: Principal) -> list[NavItem]:
+    return [item for item in NAV_ITEMS if principal.role.allows(item.role)]
+
+
+# Polls the socket state (cheap, client-side only) and colours the header dot.
+_CONNECTION_JS = """
+setInterval(() => {
+  const dot = document.getElementById('nox-conn');
+  if (!dot) return;
+  const up = !!(window.socket && window.socket.connected);
+  if (dot.dataset.state !== (up ? 'up' : 'down')) {
+    dot.dataset.state = up ? 'up' : 'down';
+    dot.title = up ? 'Live: connected to the server' : 'Offline: reconnecting...';
+  }
+}, 1000);
+"""
+
+
+@contextmanager
+def frame(guard: SessionGuard, principal: Principal, title: str) -> Iterator[None]:
+    apply_theme()
+    current_path = ui.context.client.page.path
+    dark = ui.dark_mode(app.storage.user.get("dark"))
+
+    with ui.header().classes("nox-header items-center q-px-md q-py-sm gap-3"):
+        ui.button(icon="menu", on_click=lambda: drawer.toggle()).props(
+            "flat round dense color=white aria-label=Menu"
+        )
+        with ui.link(target="/").classes("row items-center gap-2 no-underline text-white"):
+            ui.icon("dns", size="sm")
+            ui.label("Nox UI").classes("text-subtitle1 text-weight-bold")
+        ui.label(title).classes("text-subtitle2 opacity-80 gt-xs")
+        ui.space()
+        ui.html(
+            '<span id="nox-conn" class="nox-conn" data-state="down" title="Connecting..."></span>',
+            sanitize=False,
+        )
+
+        def toggle_dark() -> None:
+            dark.value = not dark.value
+            app.storage.user["dark"] = dark.value
+
+        ui.button(icon="dark_mode", on_click=toggle_dark).props(
+            "flat round dense color=white aria-label='Toggle dark mode'"
+        ).tooltip("Dark / light")
+        with ui.button().props("flat no-caps color=white aria-label='User menu'").classes("q-px-sm"):
+            with ui.row().classes("items-center gap-2 no-wrap"):
+                ui.icon("account_circle")
+                with ui.column().classes("gap-0 items-start gt-xs"):
+                    ui.label(principal.label).classes("text-body2 leading-tight")
+                    ui.label(principal.role.value).classes("text-caption opacity-80 leading-tight")
+            with ui.menu().props("auto-close"):
+                ui.menu_item("Profile", on_click=lambda: ui.navigate.to("/profile"))
+                ui.separator()
+                ui.menu_item("Sign out", on_click=guard.sign_out)
+
+    with (
+        ui.left_drawer(value=True)
+        .props("width=220 breakpoint=800 bordered")
+        .classes("nox-drawer q-pa-none") as drawer
+    ):
+        with ui.list().props("padding").classes("w-full"):
+            for item in nav_items_for(principal):
+                active = item.path == current_path
+                with (
+                    ui.item(on_click=lambda path=item.path: ui.navigate.to(path))
+                    .props(f"clickable {'active' if active else ''} active-class=nox-nav-active")
+                    .classes("rounded-borders q-mx-sm")
+                ):
+                    with ui.item_section().props("avatar"):
+                        ui.icon(item.icon)
+                    ui.item_section(item.label)
+
+    ui.add_body_html(f"<script>{_CONNECTION_JS}</script>")
+    with ui.column().classes("w-full max-w-screen-xl mx-auto q-pa-md gap-4"):
+        yield

@@ -1,0 +1,128 @@
+"""The page guard: every screen is registered through `SessionGuard.page`, which resolves the session
+cookie on the server, redirects anonymous visitors to /login?next=..., and answers 403 for a role
+that is too low. UI actions re-check with `require`, so a stale page cannot act after sign-out."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Request
+from loguru import logger
+from nicegui import Client, app, ui
+
+from nox_ui.app import Services
+from nox_ui.errors import Forbidden, NoxError
+from nox_ui.roles import Principal, Role, authorize
+from nox_ui.services.auth import SESSION_COOKIE
+from nox_ui.web import login_redirect
+
+PageBuilder = Callable[..., Any]
+
+
+class SessionGuard:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._principals: weakref.WeakKeyDictionary[Client, Principal] = weakref.WeakKeyDictionary()
+        services.users.on_sessions_ended(self._close_pages_of)
+
+    def principal_for(self, request: Request) -> Principal | None:
+        return self.services.auth.resolve_session(request.cookies.get(SESSION_COOKIE))
+
+    def page(
+        self, path: str, *, role: Role = Role.VIEWER, title: str = "Nox UI"
+    ) -> Callable[[PageBuilder], Any]:
+        """Register `builder(principal, **params)` as a protected page."""
+
+        def decorator(builder: PageBuilder) -> Any:
+            async def guarded(request: Request, **params: Any) -> Any:
+                principal = self.principal_for(request)
+                if principal is None:
+                    return login_redirect(
+                        str(request.url.path) + (f"?{request.url.query}" if request.url.query else "")
+                    )
+                client = ui.context.client
+                self._principals[client] = principal
+                try:
+                    authorize(principal, role)
+                except Forbidden as exc:
+                    logger.info("403: {} ({}) opened {}", principal.username, principal.role.value, path)
+                    client.status_code = 403
+                    self.forbidden(principal, exc.message)
+                    return None
+                result = builder(principal, **params)
+                if hasattr(result, "__await__"):
+                    await result
+                return None
+
+            _copy_signature(guarded, builder)
+            return ui.page(path, title=f"{title} · Nox UI")(guarded)
+
+        return decorator
+
+    def forbidden(self, principal: Principal, message: str) -> None:
+        from components.frame import frame
+
+        with (
+            frame(self, principal, "Access denied"),
+            ui.column().classes("items-center w-full q-pa-xl gap-2"),
+        ):
+            ui.icon("block", size="3rem").classes("text-negative")
+            ui.label("403 · Access denied").classes("text-h5")
+            ui.label(message).classes("text-grey-7")
+            ui.link("Back to the dashboard", "/")
+
+    def current(self) -> Principal | None:
+        """The principal of the page this UI action runs in, re-validated against the database now."""
+        client = ui.context.client
+        request = client.request
+        if request is None:
+            return None
+        principal = self.principal_for(request)
+        if principal is None:
+            self._principals.pop(client, None)
+        return principal
+
+    def require(self, role: Role) -> Principal | None:
+        """Check the role for a UI action; on failure tell the user, send a stale page to sign-in, return None."""
+        principal = self.current()
+        if principal is None:
+            ui.notify("Your session has ended. Please sign in again.", type="warning")
+            ui.navigate.to("/login")
+            return None
+        try:
+            return authorize(principal, role)
+        except NoxError as exc:
+            ui.notify(exc.message, type="negative")
+            return None
+
+    def sign_out(self) -> None:
+        client = ui.context.client
+        if client.request is not None:
+            self.services.auth.end_session(client.request.cookies.get(SESSION_COOKIE))
+        self._principals.pop(client, None)
+        ui.navigate.to("/logout")
+
+    def _close_pages_of(self, user_ids: set[int]) -> None:
+        """Send every open page of these users to the sign-in screen (their sessions just ended)."""
+        for client, principal in list(self._principals.items()):
+            if principal.user_id in user_ids and not client.is_deleted:
+                with client:
+                    ui.navigate.to("/login")
+                self._principals.pop(client, None)
+
+
+def _copy_signature(target: Callable[..., Any], source: Callable[..., Any]) -> None:
+    """Let NiceGUI see the builder's path and query parameters (all but the leading principal)."""
+    import inspect
+
+    params = list(inspect.signature(source).parameters.values())[1:]
+    request = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request)
+    target.__signature__ = inspect.Signature([request, *params])  # type: ignore[attr-defined]
+    target.__name__ = source.__name__
+
+
+def stored_dark_mode() -> bool | None:
+    value = app.storage.user.get("dark")
+    return value if isinstance(value, bool) else None

@@ -1,0 +1,27 @@
+"""Colours and the few global styles shared by every screen."""
+
+from __future__ import annotations
+
+from nicegui import ui
+
+PRIMARY = "#2563eb"
+
+_CSS = """
+.nox-header { background: #0f172a; }
+.body--dark .nox-header { background: #020617; }
+.nox-drawer { background: #f8fafc; }
+.body--dark .nox-drawer { background: #0b1220; }
+.nox-nav-active { background: rgba(37, 99, 235, .12); color: #2563eb; font-weight: 600; }
+.body--dark .nox-nav-active { color: #93c5fd; }
+.nox-conn { display: inline-block; width: 10px; height: 10px; border-radius: 50%; background: #f59e0b;
+            box-shadow: 0 0 0 3px rgba(245, 158, 11, .25); }
+.nox-conn[data-state="up"] { background: #22c55e; box-shadow: 0 0 0 3px rgba(34, 197, 94, .25); }
+.nox-conn[data-state="down"] { background: #ef4444; box-shadow: 0 0 0 3px rgba(239, 68, 68, .25); }
+.nox-card { border-radius: 10px; }
+.leading-tight { line-height: 1.1; }
+"""
+
+
+def apply_theme() -> None:
+    ui.colors(primary=PRIMARY)
+    ui.add_css(_CSS)

@@ -1,0 +1,3 @@
+from nox_ui.cli import main
+
+raise SystemExit(main())

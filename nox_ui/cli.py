@@ -1,0 +1,221 @@
+"""The `nox-ui` command line. Every failure prints one line `nox-ui: error: ...` and exits non-zero."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from nox_ui import __version__, migrate
+from nox_ui.config import Settings
+from nox_ui.errors import NoxError
+from nox_ui.roles import Role
+
+if TYPE_CHECKING:
+    from nox_ui.app import Services
+
+
+class CliError(Exception):
+    """A user-facing failure of a command: printed as one line, exit code 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    for name in ("host", "port", "data_dir"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return Settings(**overrides)
+
+
+def _services(args: argparse.Namespace) -> Services:
+    from nox_ui.server import prepare
+
+    return prepare(_settings(args))
+
+
+def _read_password(args: argparse.Namespace, *, confirm: bool) -> str:
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        password = line[:-1] if line.endswith("\n") else line
+        if not password:
+            raise CliError("no password on standard input")
+        return password
+    if not sys.stdin.isatty():
+        raise CliError("no terminal to ask for a password; pass it with --password-stdin")
+    password = getpass.getpass("Password: ")
+    if confirm and getpass.getpass("Repeat password: ") != password:
+        raise CliError("the two passwords differ")
+    return password
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from nox_ui.server import serve
+
+    serve(_settings(args))
+    return 0
+
+
+def cmd_users_create(args: argparse.Namespace) -> int:
+    role = Role.parse(args.role)
+    services = _services(args)
+    password = _read_password(args, confirm=True)
+    user = services.users.create(args.username, password, role)
+    print(f"created user {user.username!r} with role {user.role}")
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    users = _services(args).users.list()
+    if not users:
+        print("no users yet")
+        return 0
+    print(f"{'USERNAME':<24} {'ROLE':<9} {'STATUS':<9} LAST SIGN-IN")
+    for user in users:
+        last = user.last_login_at.strftime("%Y-%m-%d %H:%M") if user.last_login_at else "never"
+        print(f"{user.username:<24} {user.role:<9} {'disabled' if user.disabled else 'active':<9} {last}")
+    return 0
+
+
+def cmd_users_set_password(args: argparse.Namespace) -> int:
+    services = _services(args)
+    services.users.get_by_username(args.username)
+    services.users.set_password(args.username, _read_password(args, confirm=True))
+    print(f"password of {args.username!r} changed; their sessions and tokens were ended")
+    return 0
+
+
+def cmd_users_disable(args: argparse.Namespace) -> int:
+    _services(args).users.set_disabled(args.username, True)
+    print(f"user {args.username!r} disabled; their sessions and tokens were ended")
+    return 0
+
+
+def _db_url(args: argparse.Namespace) -> str:
+    settings = _settings(args)
+    settings.prepare_data_dir()
+    return settings.resolved_database_url
+
+
+def _check_revision(url: str, revision: str) -> None:
+    special = {"head", "heads", "base"}
+    if revision in special or revision.startswith(("+", "-")):
+        return
+    if revision not in migrate.known_revisions(url):
+        raise CliError(f"unknown revision {revision!r} (see 'nox-ui db history')")
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    url = _db_url(args)
+    _check_revision(url, args.revision)
+    migrate.upgrade(url, args.revision)
+    print(f"database at revision {migrate.current_revision(url) or 'base'}")
+    return 0
+
+
+def cmd_db_downgrade(args: argparse.Namespace) -> int:
+    url = _db_url(args)
+    _check_revision(url, args.revision)
+    migrate.downgrade(url, args.revision)
+    print(f"database at revision {migrate.current_revision(url) or 'base'}")
+    return 0
+
+
+def cmd_db_current(args: argparse.Namespace) -> int:
+    url = _db_url(args)
+    current = migrate.current_revision(url)
+    head = migrate.head_revision(url)
+    print(f"{current or 'base (empty database)'}{' (head)' if current == head else ''}")
+    return 0
+
+
+def cmd_db_history(args: argparse.Namespace) -> int:
+    print(migrate.history(_db_url(args)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="nox-ui", description="Nox UI: server administration and monitoring panel.")
+    parser.add_argument("--version", action="version", version=f"nox-ui {__version__}")
+    parser.add_argument("--data-dir", type=Path, help="where all state lives (NOX_DATA_DIR)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    def add(
+        group: argparse._SubParsersAction[_Parser], name: str, func: Callable[..., int], help: str
+    ) -> _Parser:
+        sub: _Parser = group.add_parser(name, help=help, description=help)
+        sub.set_defaults(func=func)
+        return sub
+
+    serve = add(commands, "serve", cmd_serve, "run the panel")
+    serve.add_argument("--host", help="bind address (NOX_HOST)")
+    serve.add_argument("--port", type=int, help="port (NOX_PORT)")
+    serve.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS, dest="data_dir_sub")
+
+    users = commands.add_parser("users", help="manage accounts", description="manage accounts")
+    user_cmds = users.add_subparsers(dest="users_command", metavar="ACTION", parser_class=_Parser)
+    user_cmds.required = True
+    create = add(user_cmds, "create", cmd_users_create, "create an account")
+    create.add_argument("username")
+    create.add_argument("--role", required=True, help="admin, operator or viewer")
+    create.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add(user_cmds, "list", cmd_users_list, "list accounts")
+    setpw = add(
+        user_cmds, "set-password", cmd_users_set_password, "change a password (ends that user's sessions)"
+    )
+    setpw.add_argument("username")
+    setpw.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    disable = add(user_cmds, "disable", cmd_users_disable, "disable an account (ends its sessions)")
+    disable.add_argument("username")
+
+    db = commands.add_parser("db", help="database migrations", description="database migrations")
+    db_cmds = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)
+    db_cmds.required = True
+    up = add(db_cmds, "upgrade", cmd_db_upgrade, "migrate to REV (default: head)")
+    up.add_argument("revision", nargs="?", default="head")
+    down = add(db_cmds, "downgrade", cmd_db_downgrade, "migrate down to REV (e.g. base or -1)")
+    down.add_argument("revision")
+    add(db_cmds, "current", cmd_db_current, "show the database's revision")
+    add(db_cmds, "history", cmd_db_history, "list the migrations")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "data_dir_sub", None) is not None:
+        args.data_dir = args.data_dir_sub
+    try:
+        return int(args.func(args))
+    except (CliError, NoxError) as exc:
+        message = exc.message if isinstance(exc, NoxError) else str(exc)
+        print(f"nox-ui: error: {message}", file=sys.stderr)
+        return 1
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        print(
+            f"nox-ui: error: invalid setting {where.upper() and 'NOX_' + where.upper()}: {first['msg']}",
+            file=sys.stderr,
+        )
+        return 1
+    except SQLAlchemyError as exc:
+        print(
+            f"nox-ui: error: database: {str(exc.orig if hasattr(exc, 'orig') else exc).splitlines()[0]}",
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,39 @@
+"""Argon2id hashing and the password policy."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from nox_ui.errors import Invalid
+
+MIN_LENGTH = 12
+MAX_LENGTH = 256
+
+_hasher = PasswordHasher()  # argon2id with the library's RFC 9106 "low memory" profile
+# Verified against when a username does not exist, so unknown users cost as much time as wrong passwords.
+_DUMMY_HASH = _hasher.hash("nox-ui timing equaliser")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    return _hasher.check_needs_rehash(password_hash)
+
+
+def check_password_policy(password: str, username: str = "") -> None:
+    if len(password) < MIN_LENGTH:
+        raise Invalid(f"password too short: use at least {MIN_LENGTH} characters")
+    if len(password) > MAX_LENGTH:
+        raise Invalid(f"password too long: use at most {MAX_LENGTH} characters")
+    if username and password.casefold() == username.casefold():
+        raise Invalid("password must not be the username")

@@ -1,0 +1,76 @@
+"""`nox-ui serve`: prepare the data dir, migrate, build the services, mount the web app, run uvicorn."""
+
+from __future__ import annotations
+
+import time
+
+from loguru import logger
+
+from nox_ui import __version__, migrate
+from nox_ui.app import Services, build_services
+from nox_ui.config import Settings
+from nox_ui.logs import configure_logging
+
+STARTED_AT = time.monotonic()
+
+
+def prepare(settings: Settings) -> Services:
+    """Everything `serve` does before listening; also used by tests that run the real app."""
+    settings.prepare_data_dir()
+    migrate.upgrade(settings.resolved_database_url)
+    return build_services(settings)
+
+
+def announce_setup(services: Services) -> None:
+    token = services.setup.token()
+    if token is None:
+        return
+    url = f"{services.settings.resolved_base_url}/setup?token={token}"
+    banner = "=" * 72
+    # print, not log: the one-time URL is for the person at the console, not for log files
+    print(
+        f"\n{banner}\nNo user exists yet. Create the first administrator here (works once):\n\n  {url}\n\n"
+        f"Or offline: nox-ui users create NAME --role admin\n{banner}\n",
+        flush=True,
+    )
+
+
+def serve(settings: Settings) -> None:
+    from nicegui import app, ui
+    from nicegui.storage import Storage
+
+    from nox_ui.web import mount_app
+
+    settings.prepare_data_dir()
+    configure_logging(settings.log_level, json=settings.log_json, log_dir=settings.data_dir / "logs")
+    logger.info("Nox UI {} starting; data in {}", __version__, settings.data_dir.resolve())
+    services = prepare(settings)
+    Storage.path = (settings.data_dir / "ui-storage").resolve()
+    app.storage = Storage()
+    mount_app(services)
+
+    @app.on_startup
+    def _ready() -> None:
+        logger.info(
+            "listening on http://{}:{} (ready in {:.2f} s)",
+            settings.host,
+            settings.port,
+            time.monotonic() - STARTED_AT,
+        )
+        announce_setup(services)
+
+    app.on_shutdown(services.close)
+    ui.run(
+        host=settings.host,
+        port=settings.port,
+        title="Nox UI",
+        dark=None,
+        reload=False,
+        show=False,
+        show_welcome_message=False,
+        storage_secret=settings.load_secret_key(),
+        favicon="🖥️",
+        uvicorn_logging_level=settings.log_level.lower() if settings.log_level != "SUCCESS" else "info",
+        log_config=None,
+        reconnect_timeout=10.0,
+    )

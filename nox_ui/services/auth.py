@@ -1,0 +1,252 @@
+"""Sign-in: password checks with throttling, server-side browser sessions, API bearer tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from loguru import logger
+from sqlmodel import select
+
+from nox_ui.db import Database
+from nox_ui.errors import RateLimited, Unauthenticated
+from nox_ui.models import ApiToken, LoginSession, User, utcnow
+from nox_ui.passwords import hash_password, needs_rehash, verify_password
+from nox_ui.roles import Principal, Role
+from nox_ui.services.users import UserService, username_key
+
+LOGIN_FAILED = "Invalid username or password."
+SESSION_COOKIE = "nox_session"
+TOKEN_PREFIX = "nox_"
+ALL_SCOPES = frozenset({"read", "write", "admin", "metrics:read"})
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    idle: timedelta = timedelta(minutes=480)
+    absolute: timedelta = timedelta(hours=168)
+    # last_seen is written at most this often, so page loads do not each cost a write
+    touch_every: timedelta = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class LoginPolicy:
+    max_failures: int = 10
+    lockout_seconds: int = 900
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    record: ApiToken
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+class AuthService:
+    def __init__(
+        self,
+        db: Database,
+        users: UserService,
+        *,
+        sessions: SessionPolicy | None = None,
+        login: LoginPolicy | None = None,
+    ) -> None:
+        self.db = db
+        self.users = users
+        self.session_policy = sessions or SessionPolicy()
+        self.login_policy = login or LoginPolicy()
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._tickets: dict[str, tuple[int, float]] = {}
+        self._tickets_lock = threading.Lock()
+
+    # -- passwords ---------------------------------------------------------------------------------
+
+    def check_password(self, username: str, password: str, ip: str = "") -> User:
+        """Return the user if the credentials are right; one message for every kind of failure."""
+        limit = RateLimitItemPerSecond(self.login_policy.max_failures, self.login_policy.lockout_seconds)
+        keys = (f"user:{username_key(username)}", f"ip:{ip or '-'}")
+        for key in keys:
+            if not self._limiter.test(limit, key):
+                reset_at, _ = self._limiter.get_window_stats(limit, key)
+                retry_after = max(1, int(reset_at - time.time()))
+                logger.warning("sign-in throttled for {} (retry in {} s)", key, retry_after)
+                raise RateLimited(f"Too many failed sign-ins. Try again in {retry_after} s.", retry_after)
+        user = self.users.find(username) if username.strip() else None
+        ok = verify_password(user.password_hash if user else None, password)
+        if not ok or user is None or user.disabled:
+            for key in keys:
+                self._limiter.hit(limit, key)
+            reason = "unknown user" if user is None else ("disabled" if user.disabled else "wrong password")
+            logger.info("sign-in refused for {!r} from {}: {}", username[:64], ip or "-", reason)
+            raise Unauthenticated(LOGIN_FAILED)
+        if needs_rehash(user.password_hash):
+            assert user.id is not None
+            self.users.update_password_hash(user.id, hash_password(password))
+        return user
+
+    def verify_current_password(self, user_id: int, password: str) -> bool:
+        """For a signed-in user confirming a sensitive change (not throttled per IP: they hold a session)."""
+        with self.db.session() as session:
+            user = session.get(User, user_id)
+        return user is not None and verify_password(user.password_hash, password)
+
+    # -- browser sessions --------------------------------------------------------------------------
+
+    def issue_ticket(self, user: User) -> str:
+        """A single-use, 60-second ticket that the browser trades for a session cookie over HTTP."""
+        assert user.id is not None
+        ticket = secrets.token_urlsafe(32)
+        now = time.monotonic()
+        with self._tickets_lock:
+            self._tickets = {k: v for k, v in self._tickets.items() if v[1] > now}
+            self._tickets[hash_secret(ticket)] = (user.id, now + 60)
+        return ticket
+
+    def redeem_ticket(self, ticket: str, ip: str = "", user_agent: str = "") -> str:
+        with self._tickets_lock:
+            entry = self._tickets.pop(hash_secret(ticket), None)
+        if entry is None or entry[1] < time.monotonic():
+            raise Unauthenticated("sign-in link expired; please sign in again")
+        return self.start_session(entry[0], ip=ip, user_agent=user_agent)
+
+    def start_session(self, user_id: int, *, ip: str = "", user_agent: str = "") -> str:
+        """Create a new session (a fresh identifier at every sign-in) and return its cookie value."""
+        token = secrets.token_urlsafe(32)
+        now = utcnow()
+        with self.db.session() as session:
+            user = session.get(User, user_id)
+            if user is None or user.disabled:
+                raise Unauthenticated(LOGIN_FAILED)
+            user.last_login_at = now
+            session.add(
+                LoginSession(
+                    token_hash=hash_secret(token),
+                    user_id=user_id,
+                    created_at=now,
+                    last_seen_at=now,
+                    ip=ip[:64],
+                    user_agent=user_agent[:256],
+                )
+            )
+            session.commit()
+        logger.info("user {!r} signed in from {}", user.username, ip or "-")
+        return token
+
+    def resolve_session(self, token: str | None) -> Principal | None:
+        """The principal behind a session cookie, or None when it is unknown, expired or its user disabled."""
+        if not token:
+            return None
+        now = utcnow()
+        policy = self.session_policy
+        with self.db.session() as session:
+            login = session.exec(
+                select(LoginSession).where(LoginSession.token_hash == hash_secret(token))
+            ).first()
+            if login is None:
+                return None
+            user = session.get(User, login.user_id)
+            expired = now - login.last_seen_at > policy.idle or now - login.created_at > policy.absolute
+            if user is None or user.disabled or expired:
+                session.delete(login)
+                session.commit()
+                return None
+            if now - login.last_seen_at > policy.touch_every:
+                login.last_seen_at = now
+                session.commit()
+            return _principal(user, via="session", credential_id=login.id, scopes=ALL_SCOPES)
+
+    def end_session(self, token: str | None) -> None:
+        if not token:
+            return
+        with self.db.session() as session:
+            login = session.exec(
+                select(LoginSession).where(LoginSession.token_hash == hash_secret(token))
+            ).first()
+            if login is None:
+                return
+            user_id = login.user_id
+            session.delete(login)
+            session.commit()
+        logger.info("session of user id {} ended by sign-out", user_id)
+
+    def list_sessions(self, user_id: int) -> list[LoginSession]:
+        with self.db.session() as session:
+            query = select(LoginSession).where(LoginSession.user_id == user_id)
+            return list(session.exec(query.order_by(LoginSession.created_at.desc())).all())  # type: ignore[attr-defined]
+
+    # -- API tokens --------------------------------------------------------------------------------
+
+    def issue_token(
+        self,
+        user: User,
+        *,
+        name: str = "api",
+        scopes: frozenset[str] = ALL_SCOPES,
+        ttl: timedelta | None = timedelta(hours=1),
+    ) -> IssuedToken:
+        assert user.id is not None
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        now = utcnow()
+        record = ApiToken(
+            token_hash=hash_secret(token),
+            user_id=user.id,
+            name=name,
+            scopes=" ".join(sorted(scopes)),
+            created_at=now,
+            expires_at=now + ttl if ttl else None,
+        )
+        with self.db.session() as session:
+            session.add(record)
+            session.commit()
+            session.refresh(record)
+        return IssuedToken(token=token, record=record)
+
+    def resolve_token(self, token: str | None) -> Principal | None:
+        if not token or not token.startswith(TOKEN_PREFIX):
+            return None
+        now = utcnow()
+        with self.db.session() as session:
+            record = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_secret(token))).first()
+            if record is None or record.revoked_at is not None:
+                return None
+            if record.expires_at is not None and record.expires_at <= now:
+                return None
+            user = session.get(User, record.user_id)
+            if user is None or user.disabled:
+                return None
+            if record.last_used_at is None or now - record.last_used_at > self.session_policy.touch_every:
+                record.last_used_at = now
+                session.commit()
+            return _principal(
+                user, via="token", credential_id=record.id, scopes=frozenset(record.scopes.split())
+            )
+
+    def revoke_token(self, token_id: int) -> None:
+        with self.db.session() as session:
+            record = session.get(ApiToken, token_id)
+            if record is not None and record.revoked_at is None:
+                record.revoked_at = utcnow()
+                session.commit()
+
+
+def _principal(user: User, *, via: str, credential_id: int | None, scopes: frozenset[str]) -> Principal:
+    assert user.id is not None
+    return Principal(
+        user_id=user.id,
+        username=user.username,
+        role=Role(user.role),
+        display_name=user.display_name,
+        via=via,
+        credential_id=credential_id,
+        scopes=scopes,
+    )

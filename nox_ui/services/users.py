@@ -1,0 +1,153 @@
+"""User accounts: create, list, change password, disable. UI-free; the CLI, API and pages call these."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, func, select
+
+from nox_ui.db import Database
+from nox_ui.errors import Conflict, Invalid, NotFound
+from nox_ui.models import ApiToken, LoginSession, User, utcnow
+from nox_ui.passwords import check_password_policy, hash_password
+from nox_ui.roles import Principal, Role, authorize
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+# Called with the ids of users whose sessions were just ended, so open pages can be closed at once.
+SessionsEndedListener = Callable[[set[int]], None]
+
+
+def username_key(username: str) -> str:
+    return username.strip().casefold()
+
+
+class UserService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._sessions_ended: list[SessionsEndedListener] = []
+
+    def on_sessions_ended(self, listener: SessionsEndedListener) -> None:
+        self._sessions_ended.append(listener)
+
+    def notify_sessions_ended(self, user_ids: set[int]) -> None:
+        for listener in list(self._sessions_ended):
+            listener(user_ids)
+
+    def count(self) -> int:
+        with self.db.session() as session:
+            return session.exec(select(func.count()).select_from(User)).one()
+
+    def list(self) -> list[User]:
+        with self.db.session() as session:
+            return list(session.exec(select(User).order_by(User.username_key)).all())
+
+    def get(self, user_id: int) -> User:
+        with self.db.session() as session:
+            user = session.get(User, user_id)
+        if user is None:
+            raise NotFound(f"no user with id {user_id}")
+        return user
+
+    def find(self, username: str) -> User | None:
+        with self.db.session() as session:
+            return session.exec(select(User).where(User.username_key == username_key(username))).first()
+
+    def get_by_username(self, username: str) -> User:
+        user = self.find(username)
+        if user is None:
+            raise NotFound(f"no user named {username!r}")
+        return user
+
+    def create(
+        self,
+        username: str,
+        password: str,
+        role: Role | str,
+        *,
+        actor: Principal | None = None,
+        display_name: str = "",
+        email: str = "",
+    ) -> User:
+        """Create an account. `actor=None` means the local operator (CLI, first-run setup)."""
+        if actor is not None:
+            authorize(actor, Role.ADMIN)
+        username = username.strip()
+        if not USERNAME_RE.match(username):
+            raise Invalid(
+                "invalid username: use 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit"
+            )
+        role = Role.parse(role) if isinstance(role, str) else role
+        check_password_policy(password, username)
+        user = User(
+            username=username,
+            username_key=username_key(username),
+            display_name=display_name.strip(),
+            email=email.strip(),
+            password_hash=hash_password(password),
+            role=role.value,
+        )
+        with self.db.session() as session:
+            if session.exec(select(User.id).where(User.username_key == user.username_key)).first():
+                raise Conflict(f"user {username!r} already exists")
+            session.add(user)
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                raise Conflict(f"user {username!r} already exists") from None
+            session.refresh(user)
+        return user
+
+    def set_password(self, username: str, password: str, *, actor: Principal | None = None) -> User:
+        """Change a password; every session and token of that user ends."""
+        user = self.get_by_username(username)
+        if actor is not None and actor.user_id != user.id:
+            authorize(actor, Role.ADMIN)
+        check_password_policy(password, user.username)
+        with self.db.session() as session:
+            stored = session.get(User, user.id)
+            assert stored is not None
+            stored.password_hash = hash_password(password)
+            stored.updated_at = utcnow()
+            _end_credentials(session, stored.id)
+            session.commit()
+            session.refresh(stored)
+        self.notify_sessions_ended({stored.id or 0})
+        return stored
+
+    def set_disabled(self, username: str, disabled: bool = True, *, actor: Principal | None = None) -> User:
+        """Disable (or enable) an account; disabling ends its sessions and tokens at once."""
+        if actor is not None:
+            authorize(actor, Role.ADMIN)
+        user = self.get_by_username(username)
+        with self.db.session() as session:
+            stored = session.get(User, user.id)
+            assert stored is not None
+            stored.disabled = disabled
+            stored.updated_at = utcnow()
+            if disabled:
+                _end_credentials(session, stored.id)
+            session.commit()
+            session.refresh(stored)
+        if disabled:
+            self.notify_sessions_ended({stored.id or 0})
+        return stored
+
+    def update_password_hash(self, user_id: int, password_hash: str) -> None:
+        with self.db.session() as session:
+            stored = session.get(User, user_id)
+            if stored is not None:
+                stored.password_hash = password_hash
+                session.commit()
+
+
+def _end_credentials(session: Session, user_id: int | None) -> None:
+    for login in session.exec(select(LoginSession).where(LoginSession.user_id == user_id)).all():
+        session.delete(login)
+    for token in session.exec(
+        select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
+    ).all():
+        token.revoked_at = utcnow()

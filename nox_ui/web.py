@@ -1,0 +1,93 @@
+"""Wires the services into NiceGUI's app: health checks, the API, the sign-in cookie endpoints and the UI.
+
+The UI (pages/ and components/) is found through the `nox_ui.ui` entry-point group, so this core
+package never imports a page; plugins will add their pages the same way.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from loguru import logger
+from nicegui import app
+from starlette.routing import Mount
+
+from nox_ui.api import API_PREFIX, create_api
+from nox_ui.app import Services
+from nox_ui.errors import NoxError
+from nox_ui.services.auth import SESSION_COOKIE
+
+UI_ENTRY_POINT_GROUP = "nox_ui.ui"
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths: never '//host' or a scheme, so `next` cannot send a user elsewhere."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+def login_redirect(path: str) -> RedirectResponse:
+    return RedirectResponse(f"/login?next={quote(path, safe='/')}", status_code=303)
+
+
+def mount_app(services: Services) -> None:
+    """Attach everything to nicegui.app. Safe to call again (tests rebuild the app per case)."""
+    app.routes[:] = [r for r in app.routes if not (isinstance(r, Mount) and r.path == API_PREFIX)]
+    app.mount(API_PREFIX, create_api(services))
+    app.state.services = services
+    secure_cookie = services.settings.resolved_base_url.startswith("https://")
+    max_age = int(services.auth.session_policy.absolute.total_seconds())
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    def readyz() -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            services.db.ping()
+            checks["database"] = "ok"
+        except Exception as exc:  # any driver error means "not ready"; the reason goes to the caller
+            checks["database"] = f"error: {type(exc).__name__}: {exc}"
+        ready = all(value == "ok" for value in checks.values())
+        body = {"status": "ready" if ready else "not ready", "checks": checks}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/auth/complete", include_in_schema=False)
+    def complete_sign_in(request: Request, ticket: str = "", next: str = "/") -> Response:
+        try:
+            token = services.auth.redeem_ticket(
+                ticket,
+                ip=request.client.host if request.client else "",
+                user_agent=request.headers.get("user-agent", ""),
+            )
+        except NoxError as exc:
+            logger.info("sign-in completion refused: {}", exc.message)
+            return RedirectResponse("/login?expired=1", status_code=303)
+        response = RedirectResponse(safe_next(next), status_code=303)
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            max_age=max_age,
+            httponly=True,
+            samesite="lax",
+            secure=secure_cookie,
+            path="/",
+        )
+        return response
+
+    @app.get("/logout", include_in_schema=False)
+    def clear_cookie() -> Response:
+        # The session itself is ended server-side by the sign-out action; this only drops the cookie.
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    for entry_point in entry_points(group=UI_ENTRY_POINT_GROUP):
+        logger.debug("loading UI from {}", entry_point.value)
+        entry_point.load()(services)

@@ -1,0 +1,17 @@
+"""The built-in screens. `register_pages` is the `nox_ui.ui` entry point that `nox_ui.web` loads."""
+
+from __future__ import annotations
+
+from components.session import SessionGuard
+from nox_ui.app import Services
+from pages import admin_users, dashboard, login, profile, setup
+
+
+def register_pages(services: Services) -> SessionGuard:
+    guard = SessionGuard(services)
+    login.register(services, guard)
+    setup.register(services)
+    dashboard.register(services, guard)
+    profile.register(services, guard)
+    admin_users.register(services, guard)
+    return guard

@@ -75,7 +75,12 @@ def frame(guard: SessionGuard, principal: Principal, title: str) -> Iterator[Non
         ui.button(icon="dark_mode", on_click=toggle_dark).props(
             "flat round dense color=white aria-label='Toggle dark mode'"
         ).tooltip("Dark / light")
-        with ui.button().props("flat no-caps color=white aria-label='User menu'").classes("q-px-sm"):
+        with (
+            ui.button()
+            .props("flat no-caps color=white aria-label='User menu'")
+            .classes("q-px-sm")
+            .mark("user-menu")
+        ):
             with ui.row().classes("items-center gap-2 no-wrap"):
                 ui.icon("account_circle")
                 with ui.column().classes("gap-0 items-start gt-xs"):
@@ -84,7 +89,7 @@ def frame(guard: SessionGuard, principal: Principal, title: str) -> Iterator[Non
             with ui.menu().props("auto-close"):
                 ui.menu_item("Profile", on_click=lambda: ui.navigate.to("/profile"))
                 ui.separator()
-                ui.menu_item("Sign out", on_click=guard.sign_out)
+                ui.menu_item("Sign out", on_click=guard.sign_out).mark("sign-out")
 
     with (
         ui.left_drawer(value=True)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from contextlib import redirect_stdout
+import sys
+from typing import TextIO
 
 from alembic import command
 from alembic.config import Config
@@ -14,8 +15,8 @@ from sqlalchemy.engine import Engine
 from nox_ui.db import make_engine
 
 
-def alembic_config(url: str) -> Config:
-    config = Config()
+def alembic_config(url: str, stdout: TextIO | None = None) -> Config:
+    config = Config(stdout=stdout or sys.stdout)
     config.set_main_option("script_location", "nox_ui:migrations")
     # '%' would be read as interpolation by configparser
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -50,6 +51,5 @@ def known_revisions(url: str) -> set[str]:
 
 def history(url: str) -> str:
     buffer = io.StringIO()
-    with redirect_stdout(buffer):
-        command.history(alembic_config(url), indicate_current=True)
+    command.history(alembic_config(url, stdout=buffer), indicate_current=True)
     return buffer.getvalue().rstrip()

@@ -47,11 +47,14 @@ def register(services: Services, guard: SessionGuard) -> None:
                 ui.label("Sign in").classes("text-h6")
                 if expired:
                     ui.label("That sign-in took too long. Please try again.").classes("text-warning")
-                username = text_input("Username", autocomplete="username", autofocus=True)
-                password = password_input("Password")
+                username = text_input("Username", autocomplete="username", autofocus=True).mark("username")
+                password = password_input("Password").mark("password")
                 error = error_banner()
                 button = (
-                    ui.button("Sign in", on_click=submit).props("unelevated color=primary").classes("w-full")
+                    ui.button("Sign in", on_click=submit)
+                    .mark("sign-in")
+                    .props("unelevated color=primary")
+                    .classes("w-full")
                 )
                 username.on("keydown.enter", submit)
                 password.on("keydown.enter", submit)

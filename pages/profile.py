@@ -60,8 +60,12 @@ def register(services: Services, guard: SessionGuard) -> None:
                     ui.label("Changing it signs you out everywhere, this browser included.").classes(
                         "text-caption text-grey-7"
                     )
-                    current = password_input("Current password")
-                    new = password_input("New password", autocomplete="new-password")
-                    confirm = password_input("Confirm new password", autocomplete="new-password")
+                    current = password_input("Current password").mark("current")
+                    new = password_input("New password", autocomplete="new-password").mark("new")
+                    confirm = password_input("Confirm new password", autocomplete="new-password").mark(
+                        "confirm"
+                    )
                     error = error_banner()
-                    ui.button("Change password", on_click=change_password).props("unelevated color=primary")
+                    ui.button("Change password", on_click=change_password).mark("change-password").props(
+                        "unelevated color=primary"
+                    )

@@ -42,13 +42,13 @@ def register(services: Services) -> None:
                 ui.label(
                     "Create the first administrator. This page works once: after it, sign in at /login."
                 ).classes("text-body2 text-grey-7")
-                username = text_input("Username", autocomplete="username", autofocus=True)
-                password = password_input("Password", autocomplete="new-password")
-                confirm = password_input("Confirm password", autocomplete="new-password")
+                username = text_input("Username", autocomplete="username", autofocus=True).mark("username")
+                password = password_input("Password", autocomplete="new-password").mark("password")
+                confirm = password_input("Confirm password", autocomplete="new-password").mark("confirm")
                 ui.label(f"At least {MIN_LENGTH} characters.").classes("text-caption text-grey-7")
                 error = error_banner()
-                ui.button("Create administrator", on_click=create).props("unelevated color=primary").classes(
-                    "w-full"
-                )
+                ui.button("Create administrator", on_click=create).mark("create").props(
+                    "unelevated color=primary"
+                ).classes("w-full")
                 confirm.on("keydown.enter", create)
         return None

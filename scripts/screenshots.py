@@ -1,0 +1,190 @@
+"""Take the documentation screenshots with the system Chromium against a throw-away server.
+
+    .venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--chromium /usr/bin/chromium]
+
+Starts `nox-ui serve` on a free port with a temporary data dir, creates the first administrator
+through the printed setup URL, signs in, and writes:
+
+    dashboard-light.png   1280x800, signed in, light mode
+    dashboard-dark.png    1280x800, signed in, after "Toggle dark mode"
+    login.png             1280x800, anonymous sign-in screen
+    dashboard-phone.png   390x844, signed in, light mode
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+USERNAME = "ada"
+PASSWORD = "analytical-engine-1843"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_server(root: Path) -> Iterator[tuple[str, str]]:
+    """Yield (base_url, setup_url) of `nox-ui serve` on a fresh data dir; stop it afterwards."""
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    log = root / "server.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOX_", "PYTEST_", "NICEGUI_"))}
+    env.update(NOX_DATA_DIR=str(root / "data"), NOX_HOST="127.0.0.1", PYTHONUNBUFFERED="1")
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "nox_ui", "serve", "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        setup_url = None
+        while setup_url is None:
+            if process.poll() is not None:
+                raise SystemExit(f"nox-ui serve exited with {process.returncode}:\n{log.read_text()}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"nox-ui serve did not come up within 30 s:\n{log.read_text()}")
+            try:
+                with urllib.request.urlopen(base_url + "/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        match = re.search(r"(http://\S+/setup\?token=\S+)", log.read_text())
+                        setup_url = match.group(1) if match else None
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.1)
+        yield base_url, setup_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def settle(page: Page) -> None:
+    """Wait until the page is live (socket connected) and fonts and transitions are done."""
+    page.wait_for_load_state("networkidle")
+    if page.locator("#nox-conn").count():
+        expect(page.locator("#nox-conn")).to_have_attribute("data-state", "up")
+    page.evaluate("document.fonts.ready")
+    page.wait_for_timeout(600)  # Quasar drawer/notify transitions
+
+
+def create_admin(page: Page, setup_url: str) -> None:
+    page.goto(setup_url)
+    page.get_by_label("Username").fill(USERNAME)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Confirm password").fill(PASSWORD)
+    page.get_by_role("button", name="Create administrator").click()
+    expect(page).to_have_url(re.compile(r"/login$"))
+
+
+def sign_in(page: Page) -> None:
+    page.get_by_label("Username").fill(USERNAME)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Password", exact=True).press("Enter")
+    expect(page.get_by_text(f"Welcome, {USERNAME}")).to_be_visible()
+
+
+def take(browser: Browser, base_url: str, setup_url: str, out: Path) -> list[Path]:
+    written: list[Path] = []
+
+    def shot(page: Page, name: str) -> None:
+        settle(page)
+        path = out / f"{name}.png"
+        page.screenshot(path=str(path))
+        written.append(path)
+
+    context = browser.new_context(base_url=base_url, viewport=DESKTOP, color_scheme="light")
+    page = context.new_page()
+    create_admin(page, setup_url)
+    sign_in(page)
+    shot(page, "dashboard-light")
+
+    # Phone first, while the stored preference is still light.
+    phone = browser.new_context(
+        base_url=base_url,
+        viewport=PHONE,
+        color_scheme="light",
+        is_mobile=True,
+        has_touch=True,
+        storage_state=context.storage_state(),
+    )
+    phone_page = phone.new_page()
+    phone_page.goto("/")
+    expect(phone_page.get_by_text(f"Welcome, {USERNAME}")).to_be_visible()
+    shot(phone_page, "dashboard-phone")
+    phone.close()
+
+    page.get_by_role("button", name="Toggle dark mode").click()
+    expect(page.locator("body")).to_have_class(re.compile(r"\bbody--dark\b"))
+    page.mouse.move(0, DESKTOP["height"] - 1)  # no hover tooltip in the picture
+    shot(page, "dashboard-dark")
+    context.close()
+
+    anonymous = browser.new_context(base_url=base_url, viewport=DESKTOP, color_scheme="light")
+    login = anonymous.new_page()
+    login.goto("/login")
+    expect(login.get_by_role("button", name="Sign in")).to_be_visible()
+    shot(login, "login")
+    anonymous.close()
+    return written
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "screenshots")
+    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    args = parser.parse_args()
+    if not Path(args.chromium).exists():
+        print(f"screenshots: error: no Chromium at {args.chromium}", file=sys.stderr)
+        return 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    expect.set_options(timeout=15_000)
+    with (
+        tempfile.TemporaryDirectory(prefix="nox-shots-") as tmp,
+        running_server(Path(tmp)) as (base_url, setup_url),
+        sync_playwright() as playwright,
+    ):
+        browser = playwright.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            for path in take(browser, base_url, setup_url, args.out):
+                print(f"wrote {path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path}")
+        finally:
+            browser.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

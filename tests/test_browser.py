@@ -1,0 +1,254 @@
+"""Real-browser tests: the system Chromium, driven by Playwright, against `nox-ui serve` in a subprocess.
+
+They assert what a person sees: labelled fields, button names, texts on the screen, the URL bar.
+Without /usr/bin/chromium they skip loudly, unless NOX_REQUIRE_BROWSER=1 (CI), where they fail.
+The sync Playwright API is used from plain (non-async) tests, which pytest-asyncio runs outside a loop.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError as exc:  # reported by the `browser` fixture: skip, or fail under NOX_REQUIRE_BROWSER=1
+    PLAYWRIGHT_MISSING: str | None = str(exc)
+else:
+    PLAYWRIGHT_MISSING = None
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Page
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+USERNAME = "ada"
+PASSWORD = "analytical-engine-1843"
+TIMEOUT_MS = 10_000
+SERVER_START_TIMEOUT = 30.0
+
+
+def _browser_unavailable(reason: str) -> None:
+    message = f"BROWSER TESTS NOT RUN: {reason}"
+    if os.environ.get("NOX_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{message} (NOX_REQUIRE_BROWSER=1 forbids skipping)", pytrace=False)
+    pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    base_url: str
+    setup_url: str
+    log: Path
+    process: subprocess.Popen[bytes]
+    admin_created: bool = False
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+def _wait_until_serving(process: subprocess.Popen[bytes], log: Path, base_url: str) -> str:
+    """Poll /healthz and the captured stdout until the server answers and has printed the setup URL."""
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    healthy = False
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"nox-ui serve exited with {process.returncode}:\n{log.read_text()}")
+        if not healthy:
+            try:
+                with urllib.request.urlopen(base_url + "/healthz", timeout=2) as response:
+                    healthy = response.status == 200
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+        if healthy:
+            match = re.search(r"(http://\S+/setup\?token=\S+)", log.read_text(encoding="utf-8"))
+            if match:
+                return match.group(1)
+        time.sleep(0.1)
+    what = "print a setup URL" if healthy else "answer /healthz"
+    raise RuntimeError(f"nox-ui serve did not {what} within {SERVER_START_TIMEOUT} s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("nox-browser")
+    port = _free_port()
+    log = root / "server.log"
+    # PYTEST_CURRENT_TEST would make NiceGUI's ui.run believe it runs under its own test harness.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NOX_", "PYTEST_", "NICEGUI_"))}
+    env.update(
+        NOX_DATA_DIR=str(root / "data"),
+        NOX_HOST="127.0.0.1",
+        PYTHONUNBUFFERED="1",
+    )
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "nox_ui", "serve", "--port", str(port)],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        setup_url = _wait_until_serving(process, log, base_url)
+        assert setup_url.startswith(base_url + "/setup?token="), setup_url
+        yield Server(base_url=base_url, setup_url=setup_url, log=log, process=process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        _browser_unavailable(f"{CHROMIUM} does not exist; install the 'chromium' package")
+    if PLAYWRIGHT_MISSING is not None:
+        _browser_unavailable(f"the playwright package is missing ({PLAYWRIGHT_MISSING}); pip install -e '.[test]'")
+    expect.set_options(timeout=TIMEOUT_MS)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def context(browser: Browser, server: Server) -> Iterator[BrowserContext]:
+    context = browser.new_context(base_url=server.base_url, viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
+
+
+def _path_is(server: Server, path_and_query: str) -> re.Pattern[str]:
+    return re.compile("^" + re.escape(server.url(path_and_query)) + "$")
+
+
+def _create_admin_via_setup(page: Page, server: Server) -> None:
+    page.goto(server.setup_url)
+    expect(page.get_by_text("Welcome to Nox UI")).to_be_visible()
+    page.get_by_label("Username").fill(USERNAME)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_label("Confirm password").fill(PASSWORD)
+    page.get_by_role("button", name="Create administrator").click()
+    expect(page).to_have_url(_path_is(server, "/login"))
+    server.admin_created = True
+
+
+def _sign_in(page: Page, password: str = PASSWORD) -> None:
+    """Type like a person: key by key, then Enter in the password field."""
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    page.get_by_label("Username").press_sequentially(USERNAME)
+    field = page.get_by_label("Password", exact=True)
+    field.press_sequentially(password)
+    field.press("Enter")
+
+
+@pytest.fixture
+def admin(server: Server, browser: Browser) -> str:
+    """Ensure the first administrator exists, whichever test runs first (-k, random order, ...)."""
+    if not server.admin_created:
+        context = browser.new_context(base_url=server.base_url)
+        context.set_default_timeout(TIMEOUT_MS)
+        try:
+            _create_admin_via_setup(context.new_page(), server)
+        finally:
+            context.close()
+    return USERNAME
+
+
+def test_first_run_sign_in_dashboard_and_sign_out(page: Page, server: Server) -> None:
+    if server.admin_created:
+        pytest.skip("the setup link was already used by another test in this module")
+    _create_admin_via_setup(page, server)
+
+    _sign_in(page)
+    expect(page).to_have_url(_path_is(server, "/"))
+    expect(page.get_by_text(f"Welcome, {USERNAME}")).to_be_visible()
+    expect(page.get_by_text("No metrics yet")).to_be_visible()
+
+    header = page.get_by_role("banner")
+    user_menu = header.get_by_role("button", name="User menu")
+    expect(user_menu).to_be_visible()
+    expect(user_menu.get_by_text(USERNAME, exact=True)).to_be_visible()
+    expect(user_menu.get_by_text("admin", exact=True)).to_be_visible()
+    expect(page.locator("#nox-conn")).to_have_attribute("data-state", "up")
+
+    user_menu.click()
+    page.get_by_text("Sign out", exact=True).click()
+    expect(page).to_have_url(_path_is(server, "/login"))
+    expect(page.get_by_label("Username")).to_be_visible()
+
+    # The session is gone: the dashboard sends the visitor back to sign-in, remembering where they were.
+    page.goto("/")
+    expect(page).to_have_url(_path_is(server, "/login?next=/"))
+    expect(page.get_by_text("Welcome, ")).to_have_count(0)
+
+    # The setup link worked once; now it is gone.
+    response = page.goto(server.setup_url)
+    assert response is not None and response.status == 404
+
+
+def test_protected_page_returns_there_after_sign_in(page: Page, server: Server, admin: str) -> None:
+    page.goto("/profile")
+    expect(page).to_have_url(_path_is(server, "/login?next=/profile"))
+    _sign_in(page)
+    expect(page).to_have_url(_path_is(server, "/profile"))
+    expect(page.get_by_text("Change password", exact=True).first).to_be_visible()
+    expect(page.get_by_role("button", name="User menu")).to_contain_text(admin)
+
+
+def test_wrong_password_is_refused_with_a_message(page: Page, server: Server, admin: str) -> None:
+    page.goto("/login")
+    _sign_in(page, password="not-the-password-at-all")
+    expect(page.get_by_text("Invalid username or password.")).to_be_visible()
+    expect(page).to_have_url(_path_is(server, "/login"))
+    expect(page.get_by_label("Password", exact=True)).to_have_value("")
+    # Still anonymous: the dashboard is not reachable.
+    page.goto("/")
+    expect(page).to_have_url(_path_is(server, "/login?next=/"))
+

@@ -1,0 +1,144 @@
+"""The screens through NiceGUI's simulated user: fast, real pages, real services, real SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+
+from nicegui import ui
+from nicegui.testing import User
+
+from nox_ui.app import Services
+from nox_ui.services.auth import SESSION_COOKIE
+from tests.conftest import ADMIN_PASSWORD, OPERATOR_PASSWORD, VIEWER_PASSWORD, sign_in
+
+
+async def test_anonymous_visitor_is_sent_to_login_with_next(app_user: User) -> None:
+    response = await app_user.http_client.get("/admin/users?tab=2", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=/admin/users%3Ftab%3D2"
+
+
+async def test_login_form_has_labelled_fields_and_signs_in_with_enter(app_user: User) -> None:
+    await app_user.open("/login")
+    await app_user.should_see("Username")
+    await app_user.should_see("Password")
+    await sign_in(app_user, "admin", ADMIN_PASSWORD)
+    await app_user.should_see("Welcome, admin")
+    await app_user.should_see("No metrics yet")
+    assert app_user.http_client.cookies.get(SESSION_COOKIE)
+
+
+async def test_sign_in_lands_on_the_page_asked_for(app_user: User) -> None:
+    await sign_in(app_user, "victor", VIEWER_PASSWORD, next_path="/profile")
+    await app_user.should_see("Change password")
+    await app_user.should_see("victor")
+
+
+async def test_wrong_password_unknown_user_and_disabled_user_get_the_same_message(
+    app_user: User, accounts: Services
+) -> None:
+    accounts.users.set_disabled("olga", True)
+    for username, password in (("admin", "not the password"), ("nobody", "whatever123456"), ("olga", OPERATOR_PASSWORD)):
+        await app_user.open("/login")
+        app_user.find(marker="username").type(username)
+        app_user.find(marker="password").type(password).trigger("keydown.enter")
+        await app_user.should_see("Invalid username or password.", retries=30)
+        await app_user.should_not_see(marker="user-menu")
+
+
+async def test_sign_out_ends_the_session(app_user: User, accounts: Services) -> None:
+    await sign_in(app_user, "admin", ADMIN_PASSWORD)
+    cookie = app_user.http_client.cookies.get(SESSION_COOKIE)
+    assert accounts.auth.resolve_session(cookie) is not None
+    app_user.find(marker="sign-out").click()
+    await app_user.should_see(marker="sign-in", retries=30)
+    assert accounts.auth.resolve_session(cookie) is None
+    # The old cookie opens nothing any more.
+    app_user.http_client.cookies.set(SESSION_COOKIE, cookie or "")
+    response = await app_user.http_client.get("/", follow_redirects=False)
+    assert response.status_code == 303
+
+
+async def test_disabling_a_user_closes_their_open_page_at_once(app_user: User, accounts: Services) -> None:
+    await sign_in(app_user, "olga", OPERATOR_PASSWORD)
+    await app_user.should_see("Welcome, olga")
+    accounts.users.set_disabled("olga", True)
+    await app_user.should_see(marker="sign-in", retries=30)
+    response = await app_user.http_client.get("/", follow_redirects=False)
+    assert response.status_code == 303
+
+
+async def test_viewer_is_refused_admin_pages_with_403(app_user: User) -> None:
+    await sign_in(app_user, "victor", VIEWER_PASSWORD)
+    await app_user.should_not_see("Users")  # not in the nav drawer
+    response = await app_user.http_client.get("/admin/users")
+    assert response.status_code == 403
+    assert "Access denied" in response.text
+
+
+async def test_admin_sees_users_page(app_user: User) -> None:
+    await sign_in(app_user, "admin", ADMIN_PASSWORD)
+    await app_user.should_see("Users")
+    await app_user.open("/admin/users")
+    table = app_user.find(ui.table).elements.pop()
+    assert {row["username"] for row in table.rows} == {"admin", "olga", "victor"}
+
+
+async def test_changing_own_password_signs_out_everywhere(app_user: User, accounts: Services) -> None:
+    await sign_in(app_user, "victor", VIEWER_PASSWORD, next_path="/profile")
+    app_user.find(marker="current").type(VIEWER_PASSWORD)
+    app_user.find(marker="new").type("a brand new passphrase")
+    app_user.find(marker="confirm").type("a brand new passphrase")
+    app_user.find(marker="change-password").click()
+    await app_user.should_see(marker="sign-in", retries=50)
+    assert accounts.auth.check_password("victor", "a brand new passphrase").username == "victor"
+
+
+async def test_profile_refuses_a_wrong_current_password(app_user: User, accounts: Services) -> None:
+    await sign_in(app_user, "victor", VIEWER_PASSWORD, next_path="/profile")
+    app_user.find(marker="current").type("not my password")
+    app_user.find(marker="new").type("a brand new passphrase")
+    app_user.find(marker="confirm").type("a brand new passphrase")
+    app_user.find(marker="change-password").click()
+    await app_user.should_see("The current password is not right.", retries=30)
+    assert accounts.auth.check_password("victor", VIEWER_PASSWORD).username == "victor"
+
+
+async def test_first_run_setup_creates_the_admin_then_closes(user: User, services: Services) -> None:
+    from nox_ui.web import mount_app
+
+    mount_app(services)
+    token = services.setup.token()
+    assert token
+    assert (await user.http_client.get("/setup")).status_code == 403
+    assert (await user.http_client.get("/setup?token=wrong")).status_code == 403
+    await user.open(f"/setup?token={token}")
+    user.find(marker="username").type("root")
+    user.find(marker="password").type("first admin password")
+    user.find(marker="confirm").type("first admin password")
+    user.find(marker="create").click()
+    await user.should_see(marker="sign-in", retries=50)
+    assert services.users.get_by_username("root").role == "admin"
+    assert (await user.http_client.get(f"/setup?token={token}")).status_code == 404
+    await sign_in(user, "root", "first admin password")
+    await user.should_see("Welcome, root")
+
+
+async def test_setup_refuses_mismatched_passwords(user: User, services: Services) -> None:
+    from nox_ui.web import mount_app
+
+    mount_app(services)
+    await user.open(f"/setup?token={services.setup.token()}")
+    user.find(marker="username").type("root")
+    user.find(marker="password").type("first admin password")
+    user.find(marker="confirm").type("another password!!")
+    user.find(marker="create").click()
+    await user.should_see("The two passwords differ.")
+    await asyncio.sleep(0)
+    assert services.users.count() == 0
+
+
+async def test_api_docs_are_served_under_api_v1(app_user: User) -> None:
+    response = await app_user.http_client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    assert "/auth/token" in response.json()["paths"]

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from nicegui import ui
+
+from components.theme import apply_theme, card
 
 
 def password_input(label: str, *, autocomplete: str = "current-password") -> ui.input:
@@ -22,3 +27,16 @@ def error_banner() -> ui.label:
     banner = ui.label("").classes("text-negative text-body2").props("role=alert aria-live=assertive")
     banner.bind_visibility_from(banner, "text", backward=bool)
     return banner
+
+
+@contextmanager
+def auth_card(title: str) -> Iterator[None]:
+    """The centred, logo-topped card of the sign-in and setup screens."""
+    apply_theme()
+    with ui.column().classes("absolute-center items-stretch w-full max-w-sm q-pa-md"):
+        with ui.row().classes("items-center gap-2 justify-center q-mb-md"):
+            ui.icon("dns", size="md").classes("text-primary")
+            ui.label("Nox UI").classes("text-h5 text-weight-bold")
+        with card().classes("w-full q-pa-lg gap-3"):
+            ui.label(title).classes("text-h6")
+            yield

@@ -36,15 +36,23 @@ def nav_items_for(principal: Principal) -> list[NavItem]:
 
 # Polls the socket state (cheap, client-side only) and colours the header dot.
 _CONNECTION_JS = """
-setInterval(() => {
-  const dot = document.getElementById('nox-conn');
-  if (!dot) return;
-  const up = !!(window.socket && window.socket.connected);
-  if (dot.dataset.state !== (up ? 'up' : 'down')) {
-    dot.dataset.state = up ? 'up' : 'down';
-    dot.title = up ? 'Live: connected to the server' : 'Offline: reconnecting...';
-  }
-}, 1000);
+(() => {
+  let seenUp = false;
+  const check = () => {
+    const dot = document.getElementById('nox-conn');
+    if (!dot) return;
+    const up = !!(window.socket && window.socket.connected);
+    seenUp = seenUp || up;
+    const state = up ? 'up' : (seenUp ? 'down' : 'connecting');
+    if (dot.dataset.state !== state) {
+      dot.dataset.state = state;
+      dot.title = {up: 'Live: connected to the server', down: 'Offline: reconnecting...',
+                   connecting: 'Connecting...'}[state];
+    }
+  };
+  check();
+  setInterval(check, 250);
+})();
 """
 
 
@@ -64,17 +72,19 @@ def frame(guard: SessionGuard, principal: Principal, title: str) -> Iterator[Non
         ui.label(title).classes("text-subtitle2 opacity-80 gt-xs")
         ui.space()
         ui.html(
-            '<span id="nox-conn" class="nox-conn" data-state="down" title="Connecting..."></span>',
+            '<span id="nox-conn" class="nox-conn" data-state="connecting" title="Connecting..."></span>',
             sanitize=False,
         )
 
         def toggle_dark() -> None:
             dark.value = not dark.value
             app.storage.user["dark"] = dark.value
+            theme_button.props(f"icon={'light_mode' if dark.value else 'dark_mode'}")
 
-        ui.button(icon="dark_mode", on_click=toggle_dark).props(
-            "flat round dense color=white aria-label='Toggle dark mode'"
-        ).tooltip("Dark / light")
+        theme_button = ui.button(
+            icon="light_mode" if dark.value else "dark_mode", on_click=toggle_dark
+        ).props("flat round dense color=white aria-label='Toggle dark mode'")
+        theme_button.tooltip("Dark / light")
         with (
             ui.button()
             .props("flat no-caps color=white aria-label='User menu'")
@@ -86,13 +96,13 @@ def frame(guard: SessionGuard, principal: Principal, title: str) -> Iterator[Non
                 with ui.column().classes("gap-0 items-start gt-xs"):
                     ui.label(principal.label).classes("text-body2 leading-tight")
                     ui.label(principal.role.value).classes("text-caption opacity-80 leading-tight")
-            with ui.menu().props("auto-close"):
+            with ui.menu().props("auto-close").classes("min-w-[160px]"):
                 ui.menu_item("Profile", on_click=lambda: ui.navigate.to("/profile"))
                 ui.separator()
                 ui.menu_item("Sign out", on_click=guard.sign_out).mark("sign-out")
 
     with (
-        ui.left_drawer(value=True)
+        ui.left_drawer(value=None)
         .props("width=220 breakpoint=800 bordered")
         .classes("nox-drawer q-pa-none") as drawer
     ):

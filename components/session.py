@@ -4,13 +4,14 @@ that is too low. UI actions re-check with `require`, so a stale page cannot act 
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
 from loguru import logger
-from nicegui import Client, app, ui
+from nicegui import Client, app, core, ui
 
 from nox_ui.app import Services
 from nox_ui.errors import Forbidden, NoxError
@@ -70,7 +71,7 @@ class SessionGuard:
         ):
             ui.icon("block", size="3rem").classes("text-negative")
             ui.label("403 · Access denied").classes("text-h5")
-            ui.label(message).classes("text-grey-7")
+            ui.label(message).classes("nox-muted")
             ui.link("Back to the dashboard", "/")
 
     def current(self) -> Principal | None:
@@ -105,7 +106,22 @@ class SessionGuard:
         ui.navigate.to("/logout")
 
     def _close_pages_of(self, user_ids: set[int]) -> None:
-        """Send every open page of these users to the sign-in screen (their sessions just ended)."""
+        """Send every open page of these users to the sign-in screen (their sessions just ended).
+
+        Services may run in a worker thread (run.io_bound); UI work must happen on the event loop."""
+        loop = core.loop
+        if loop is None or not loop.is_running():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._navigate_to_login(user_ids)
+        else:
+            loop.call_soon_threadsafe(self._navigate_to_login, user_ids)
+
+    def _navigate_to_login(self, user_ids: set[int]) -> None:
         for client, principal in list(self._principals.items()):
             if principal.user_id in user_ids and not client.is_deleted:
                 with client:

@@ -6,13 +6,19 @@ from nicegui import ui
 
 PRIMARY = "#2563eb"
 
+# One slate palette for both modes, so header, drawer, page and cards belong together.
 _CSS = """
+body { background: #f1f5f9; }
+.body--dark { background: #0b1220; }
 .nox-header { background: #0f172a; }
 .body--dark .nox-header { background: #020617; }
 .nox-drawer { background: #f8fafc; }
-.body--dark .nox-drawer { background: #0b1220; }
+.body--dark .nox-drawer { background: #0f172a; }
+.body--dark .q-card { background: #111827; }
 .nox-nav-active { background: rgba(37, 99, 235, .12); color: #2563eb; font-weight: 600; }
 .body--dark .nox-nav-active { color: #93c5fd; }
+.nox-muted { color: #475569; }
+.body--dark .nox-muted { color: #94a3b8; }
 .nox-conn { display: inline-block; width: 10px; height: 10px; border-radius: 50%; background: #f59e0b;
             box-shadow: 0 0 0 3px rgba(245, 158, 11, .25); }
 .nox-conn[data-state="up"] { background: #22c55e; box-shadow: 0 0 0 3px rgba(34, 197, 94, .25); }
@@ -25,3 +31,8 @@ _CSS = """
 def apply_theme() -> None:
     ui.colors(primary=PRIMARY)
     ui.add_css(_CSS)
+
+
+def card() -> ui.card:
+    """The one card style of the panel: flat, bordered, rounded."""
+    return ui.card().props("flat bordered").classes("nox-card")

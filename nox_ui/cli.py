@@ -149,20 +149,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nox-ui", description="Nox UI: server administration and monitoring panel.")
     parser.add_argument("--version", action="version", version=f"nox-ui {__version__}")
     parser.add_argument("--data-dir", type=Path, help="where all state lives (NOX_DATA_DIR)")
+    # --data-dir is accepted after the subcommand too; SUPPRESS keeps an absent one from erasing the global.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-dir", type=Path, default=argparse.SUPPRESS, help="where all state lives (NOX_DATA_DIR)"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
     def add(
         group: argparse._SubParsersAction[_Parser], name: str, func: Callable[..., int], help: str
     ) -> _Parser:
-        sub: _Parser = group.add_parser(name, help=help, description=help)
+        sub: _Parser = group.add_parser(name, help=help, description=help, parents=[common])
         sub.set_defaults(func=func)
         return sub
 
     serve = add(commands, "serve", cmd_serve, "run the panel")
     serve.add_argument("--host", help="bind address (NOX_HOST)")
     serve.add_argument("--port", type=int, help="port (NOX_PORT)")
-    serve.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS, dest="data_dir_sub")
 
     users = commands.add_parser("users", help="manage accounts", description="manage accounts")
     user_cmds = users.add_subparsers(dest="users_command", metavar="ACTION", parser_class=_Parser)
@@ -195,8 +199,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "data_dir_sub", None) is not None:
-        args.data_dir = args.data_dir_sub
     try:
         return int(args.func(args))
     except (CliError, NoxError) as exc:

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
             sub.mkdir(mode=0o700, exist_ok=True)
             _restrict(sub, 0o700)
 
+    @staticmethod
+    def create_private_file(path: Path) -> None:
+        """Create an empty 0600 file if missing (SQLite then gives its -wal/-shm files the same mode)."""
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
     def load_secret_key(self) -> str:
         """NOX_SECRET_KEY if set, else the key generated once into DATA_DIR/secret.key (0600)."""
         if self.secret_key:

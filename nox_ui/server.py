@@ -17,6 +17,8 @@ STARTED_AT = time.monotonic()
 def prepare(settings: Settings) -> Services:
     """Everything `serve` does before listening; also used by tests that run the real app."""
     settings.prepare_data_dir()
+    if not settings.database_url:
+        settings.create_private_file(settings.data_dir / "nox.db")
     migrate.upgrade(settings.resolved_database_url)
     return build_services(settings)
 

@@ -13,7 +13,6 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from loguru import logger
 from nicegui import app
-from starlette.routing import Mount
 
 from nox_ui.api import API_PREFIX, create_api
 from nox_ui.app import Services
@@ -36,7 +35,8 @@ def login_redirect(path: str) -> RedirectResponse:
 
 def mount_app(services: Services) -> None:
     """Attach everything to nicegui.app. Safe to call again (tests rebuild the app per case)."""
-    app.routes[:] = [r for r in app.routes if not (isinstance(r, Mount) and r.path == API_PREFIX)]
+    owned = {API_PREFIX, "/healthz", "/readyz", "/auth/complete", "/logout"}
+    app.routes[:] = [r for r in app.routes if getattr(r, "path", None) not in owned]
     app.mount(API_PREFIX, create_api(services))
     app.state.services = services
     secure_cookie = services.settings.resolved_base_url.startswith("https://")

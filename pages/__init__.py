@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from nicegui import ui
+
 from components.session import SessionGuard
 from nox_ui.app import Services
 from pages import admin_users, dashboard, login, profile, setup
 
 
 def register_pages(services: Services) -> SessionGuard:
+    ui.button.default_props("no-caps")
     guard = SessionGuard(services)
     login.register(services, guard)
     setup.register(services)

@@ -13,9 +13,10 @@ def register(services: Services, guard: SessionGuard) -> None:
     def users_page(principal: Principal) -> None:
         with frame(guard, principal, "Users"):
             ui.label("Users").classes("text-h5")
-            ui.label(
-                "Accounts are created with `nox-ui users create`; editing them here comes next."
-            ).classes("text-body2 text-grey-7")
+            ui.markdown(
+                "Accounts are created on the command line with `nox-ui users create`; "
+                "editing them here comes with user management."
+            ).classes("text-body2 nox-muted")
             rows = [
                 {
                     "username": user.username,

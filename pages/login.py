@@ -3,11 +3,11 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from fastapi import Request
+from fastapi.responses import RedirectResponse
 from nicegui import run, ui
 
-from components.forms import error_banner, password_input, text_input
+from components.forms import auth_card, error_banner, password_input, text_input
 from components.session import SessionGuard
-from components.theme import apply_theme
 from nox_ui.app import Services
 from nox_ui.errors import NoxError
 from nox_ui.web import safe_next
@@ -15,12 +15,12 @@ from nox_ui.web import safe_next
 
 def register(services: Services, guard: SessionGuard) -> None:
     @ui.page("/login", title="Sign in · Nox UI")
-    def login_page(request: Request, next: str = "/", expired: str = "") -> None:
+    def login_page(
+        request: Request, next: str = "/", expired: str = "", created: str = ""
+    ) -> RedirectResponse | None:
         target = safe_next(next)
         if guard.principal_for(request) is not None:
-            ui.navigate.to(target)
-            return
-        apply_theme()
+            return RedirectResponse(target, status_code=303)
         ip = request.client.host if request.client else ""
 
         async def submit() -> None:
@@ -39,22 +39,16 @@ def register(services: Services, guard: SessionGuard) -> None:
             ticket = services.auth.issue_ticket(user)
             ui.navigate.to("/auth/complete?" + urlencode({"ticket": ticket, "next": target}))
 
-        with ui.column().classes("absolute-center items-stretch w-full max-w-sm q-pa-md"):
-            with ui.row().classes("items-center gap-2 justify-center q-mb-md"):
-                ui.icon("dns", size="md").classes("text-primary")
-                ui.label("Nox UI").classes("text-h5 text-weight-bold")
-            with ui.card().classes("nox-card w-full q-pa-lg gap-3"):
-                ui.label("Sign in").classes("text-h6")
-                if expired:
-                    ui.label("That sign-in took too long. Please try again.").classes("text-warning")
-                username = text_input("Username", autocomplete="username", autofocus=True).mark("username")
-                password = password_input("Password").mark("password")
-                error = error_banner()
-                button = (
-                    ui.button("Sign in", on_click=submit)
-                    .mark("sign-in")
-                    .props("unelevated color=primary")
-                    .classes("w-full")
-                )
-                username.on("keydown.enter", submit)
-                password.on("keydown.enter", submit)
+        with auth_card("Sign in"):
+            if created:
+                ui.label("Administrator created. Sign in to continue.").classes("text-positive")
+            if expired:
+                ui.label("That sign-in took too long. Please try again.").classes("text-warning")
+            username = text_input("Username", autocomplete="username", autofocus=True).mark("username")
+            password = password_input("Password").mark("password")
+            error = error_banner()
+            button = ui.button("Sign in", on_click=submit).mark("sign-in").props("unelevated color=primary")
+            button.classes("w-full")
+            username.on("keydown.enter", submit)
+            password.on("keydown.enter", submit)
+        return None

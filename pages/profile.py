@@ -5,6 +5,7 @@ from nicegui import run, ui
 from components.forms import error_banner, password_input
 from components.frame import frame
 from components.session import SessionGuard
+from components.theme import card
 from nox_ui.app import Services
 from nox_ui.errors import NoxError
 from nox_ui.roles import Principal, Role
@@ -38,9 +39,9 @@ def register(services: Services, guard: SessionGuard) -> None:
         with frame(guard, principal, "Profile"):
             ui.label("Profile").classes("text-h5")
             with ui.row().classes("w-full gap-4 items-start"):
-                with ui.card().classes("nox-card q-pa-md min-w-[280px]"):
+                with card().classes("q-pa-md min-w-[280px]"):
                     ui.label("Account").classes("text-subtitle1 text-weight-medium")
-                    with ui.grid(columns=2).classes("gap-x-6 gap-y-1 text-body2"):
+                    with ui.grid(columns="auto 1fr").classes("gap-x-6 gap-y-1 text-body2"):
                         for name, value in (
                             ("Username", user.username),
                             ("Role", user.role),
@@ -53,12 +54,12 @@ def register(services: Services, guard: SessionGuard) -> None:
                                 else "-",
                             ),
                         ):
-                            ui.label(name).classes("text-grey-7")
+                            ui.label(name).classes("nox-muted")
                             ui.label(value)
-                with ui.card().classes("nox-card q-pa-md w-full max-w-md gap-2"):
+                with card().classes("q-pa-md w-full max-w-md gap-2"):
                     ui.label("Change password").classes("text-subtitle1 text-weight-medium")
                     ui.label("Changing it signs you out everywhere, this browser included.").classes(
-                        "text-caption text-grey-7"
+                        "text-caption nox-muted"
                     )
                     current = password_input("Current password").mark("current")
                     new = password_input("New password", autocomplete="new-password").mark("new")

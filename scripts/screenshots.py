@@ -107,7 +107,7 @@ def create_admin(page: Page, setup_url: str) -> None:
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_label("Confirm password").fill(PASSWORD)
     page.get_by_role("button", name="Create administrator").click()
-    expect(page).to_have_url(re.compile(r"/login$"))
+    expect(page).to_have_url(re.compile(r"/login\?created=1$"))
 
 
 def sign_in(page: Page) -> None:
@@ -180,7 +180,9 @@ def main() -> int:
         browser = playwright.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
         try:
             for path in take(browser, base_url, setup_url, args.out):
-                print(f"wrote {path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path}")
+                print(
+                    f"wrote {path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path}"
+                )
         finally:
             browser.close()
     return 0

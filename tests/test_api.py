@@ -22,7 +22,9 @@ def test_token_flow_gives_a_bearer_token_that_opens_me(api: TestClient) -> None:
     assert me.json()["role"] == "admin"
 
 
-def test_wrong_password_unknown_user_and_disabled_user_get_the_same_401(api: TestClient, accounts: Services) -> None:
+def test_wrong_password_unknown_user_and_disabled_user_get_the_same_401(
+    api: TestClient, accounts: Services
+) -> None:
     accounts.users.set_disabled("olga", True)
     answers = [
         api.post("/api/v1/auth/token", json={"username": "admin", "password": "wrong password"}),
@@ -93,8 +95,12 @@ def test_disabling_a_user_ends_their_tokens(api: TestClient, accounts: Services)
 
 def test_bad_bodies_are_422_not_500(api: TestClient) -> None:
     for body in ({}, {"username": "admin"}, {"username": 5, "password": []}, None, "not json"):
-        response = api.post("/api/v1/auth/token", json=body) if body != "not json" else api.post(
-            "/api/v1/auth/token", content=b"{nope", headers={"content-type": "application/json"}
+        response = (
+            api.post("/api/v1/auth/token", json=body)
+            if body != "not json"
+            else api.post(
+                "/api/v1/auth/token", content=b"{nope", headers={"content-type": "application/json"}
+            )
         )
         assert response.status_code == 422, body
         assert isinstance(response.json()["detail"], list)
@@ -109,7 +115,9 @@ def test_unknown_route_is_json_404(api: TestClient) -> None:
 def test_repeated_failures_are_throttled_with_retry_after(api: TestClient, accounts: Services) -> None:
     limit = accounts.auth.login_policy.max_failures
     for _ in range(limit):
-        assert api.post("/api/v1/auth/token", json={"username": "admin", "password": "guess"}).status_code == 401
+        assert (
+            api.post("/api/v1/auth/token", json={"username": "admin", "password": "guess"}).status_code == 401
+        )
     throttled = api.post("/api/v1/auth/token", json={"username": "admin", "password": ADMIN_PASSWORD})
     assert throttled.status_code == 429
     assert int(throttled.headers["retry-after"]) > 0

@@ -55,7 +55,12 @@ def test_invalid_accounts_are_refused_and_nothing_is_stored(
 def test_every_refusal_has_the_same_message(accounts: Services) -> None:
     accounts.users.set_disabled("victor", True)
     messages = set()
-    for username, password in (("admin", "wrong"), ("nobody", "wrong"), ("victor", VIEWER_PASSWORD), ("", "")):
+    for username, password in (
+        ("admin", "wrong"),
+        ("nobody", "wrong"),
+        ("victor", VIEWER_PASSWORD),
+        ("", ""),
+    ):
         with pytest.raises(Unauthenticated) as caught:
             accounts.auth.check_password(username, password)
         messages.add(caught.value.message)
@@ -108,7 +113,9 @@ def test_idle_and_absolute_lifetimes(accounts: Services) -> None:
 
     def age(last_seen: timedelta, created: timedelta) -> None:
         with accounts.db.session() as session:
-            login = session.exec(select(LoginSession).where(LoginSession.token_hash == hash_secret(token))).one()
+            login = session.exec(
+                select(LoginSession).where(LoginSession.token_hash == hash_secret(token))
+            ).one()
             login.last_seen_at = login.last_seen_at - last_seen
             login.created_at = login.created_at - created
             session.commit()
@@ -123,16 +130,26 @@ def test_idle_and_absolute_lifetimes(accounts: Services) -> None:
     assert accounts.auth.resolve_session(token) is None
 
 
-def test_login_throttle_per_username_then_recovers(accounts: Services) -> None:
+def test_login_throttle_per_account_and_address(accounts: Services) -> None:
     limit = accounts.auth.login_policy.max_failures
     for _ in range(limit):
         with pytest.raises(Unauthenticated):
             accounts.auth.check_password("admin", "guess", ip="198.51.100.7")
     with pytest.raises(RateLimited) as caught:
-        accounts.auth.check_password("admin", ADMIN_PASSWORD, ip="198.51.100.8")
+        accounts.auth.check_password("admin", ADMIN_PASSWORD, ip="198.51.100.7")
     assert caught.value.retry_after > 0
-    # another account is not locked by the attack on this one
-    assert accounts.auth.check_password("victor", VIEWER_PASSWORD, ip="198.51.100.9").username == "victor"
+    # the real admin elsewhere is not locked out by the guesser, nor is another account from that address
+    assert accounts.auth.check_password("admin", ADMIN_PASSWORD, ip="203.0.113.50").username == "admin"
+    assert accounts.auth.check_password("victor", VIEWER_PASSWORD, ip="198.51.100.7").username == "victor"
+
+
+def test_one_address_guessing_many_accounts_is_throttled(accounts: Services) -> None:
+    limit = accounts.auth.login_policy.max_failures * 5
+    for attempt in range(limit):
+        with pytest.raises(Unauthenticated):
+            accounts.auth.check_password(f"user{attempt}", "guess", ip="198.51.100.99")
+    with pytest.raises(RateLimited):
+        accounts.auth.check_password("admin", ADMIN_PASSWORD, ip="198.51.100.99")
 
 
 def test_sign_in_ticket_is_single_use(accounts: Services) -> None:

@@ -139,7 +139,9 @@ def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         _browser_unavailable(f"{CHROMIUM} does not exist; install the 'chromium' package")
     if PLAYWRIGHT_MISSING is not None:
-        _browser_unavailable(f"the playwright package is missing ({PLAYWRIGHT_MISSING}); pip install -e '.[test]'")
+        _browser_unavailable(
+            f"the playwright package is missing ({PLAYWRIGHT_MISSING}); pip install -e '.[test]'"
+        )
     expect.set_options(timeout=TIMEOUT_MS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
@@ -170,12 +172,13 @@ def _path_is(server: Server, path_and_query: str) -> re.Pattern[str]:
 
 def _create_admin_via_setup(page: Page, server: Server) -> None:
     page.goto(server.setup_url)
-    expect(page.get_by_text("Welcome to Nox UI")).to_be_visible()
+    expect(page.get_by_text("Create the first administrator")).to_be_visible()
     page.get_by_label("Username").fill(USERNAME)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_label("Confirm password").fill(PASSWORD)
     page.get_by_role("button", name="Create administrator").click()
-    expect(page).to_have_url(_path_is(server, "/login"))
+    expect(page).to_have_url(_path_is(server, "/login?created=1"))
+    expect(page.get_by_text("Administrator created. Sign in to continue.")).to_be_visible()
     server.admin_created = True
 
 
@@ -251,4 +254,3 @@ def test_wrong_password_is_refused_with_a_message(page: Page, server: Server, ad
     # Still anonymous: the dashboard is not reachable.
     page.goto("/")
     expect(page).to_have_url(_path_is(server, "/login?next=/"))
-

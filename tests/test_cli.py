@@ -40,11 +40,19 @@ def usernames(data_dir: Path) -> list[str]:
 
 
 def test_create_list_disable_and_set_password(data_dir: Path, capsys, monkeypatch) -> None:
-    code, out, _ = run(["users", "create", "alice", "--role", "admin", "--password-stdin"], capsys, monkeypatch,
-                       "a very good password\n")
+    code, out, _ = run(
+        ["users", "create", "alice", "--role", "admin", "--password-stdin"],
+        capsys,
+        monkeypatch,
+        "a very good password\n",
+    )
     assert code == 0 and "created user 'alice' with role admin" in out
-    code, out, _ = run(["users", "create", "bob", "--role", "VIEWER", "--password-stdin"], capsys, monkeypatch,
-                       "bob's long password")
+    code, out, _ = run(
+        ["users", "create", "bob", "--role", "VIEWER", "--password-stdin"],
+        capsys,
+        monkeypatch,
+        "bob's long password",
+    )
     assert code == 0
     code, out, _ = run(["users", "list"], capsys, monkeypatch)
     assert code == 0
@@ -54,8 +62,9 @@ def test_create_list_disable_and_set_password(data_dir: Path, capsys, monkeypatc
     assert lines[2].split()[:3] == ["bob", "viewer", "active"]
     code, out, _ = run(["users", "disable", "bob"], capsys, monkeypatch)
     assert code == 0 and "disabled" in out
-    code, out, _ = run(["users", "set-password", "alice", "--password-stdin"], capsys, monkeypatch,
-                       "another good password\n")
+    code, out, _ = run(
+        ["users", "set-password", "alice", "--password-stdin"], capsys, monkeypatch, "another good password\n"
+    )
     assert code == 0
     services = prepare(Settings(data_dir=data_dir))
     assert services.auth.check_password("alice", "another good password").username == "alice"
@@ -66,18 +75,36 @@ def test_create_list_disable_and_set_password(data_dir: Path, capsys, monkeypatc
 @pytest.mark.parametrize(
     ("args", "stdin", "message"),
     [
-        (["users", "create", "carol", "--role", "root", "--password-stdin"], "a long enough password", "unknown role 'root'"),
+        (
+            ["users", "create", "carol", "--role", "root", "--password-stdin"],
+            "a long enough password",
+            "unknown role 'root'",
+        ),
         (["users", "create", "carol", "--role", "admin", "--password-stdin"], "short", "password too short"),
-        (["users", "create", "carol", "--role", "admin", "--password-stdin"], "", "no password on standard input"),
+        (
+            ["users", "create", "carol", "--role", "admin", "--password-stdin"],
+            "",
+            "no password on standard input",
+        ),
         (["users", "create", "carol", "--role", "admin"], "", "pass it with --password-stdin"),
-        (["users", "create", "bad name", "--role", "admin", "--password-stdin"], "a long enough password", "invalid username"),
-        (["users", "set-password", "nobody", "--password-stdin"], "a long enough password", "no user named 'nobody'"),
+        (
+            ["users", "create", "bad name", "--role", "admin", "--password-stdin"],
+            "a long enough password",
+            "invalid username",
+        ),
+        (
+            ["users", "set-password", "nobody", "--password-stdin"],
+            "a long enough password",
+            "no user named 'nobody'",
+        ),
         (["users", "disable", "nobody"], "", "no user named 'nobody'"),
         (["db", "upgrade", "nonsense"], "", "unknown revision 'nonsense'"),
     ],
 )
-def test_errors_are_one_line_and_change_nothing(data_dir: Path, capsys, monkeypatch, args, stdin, message) -> None:
-    code, out, err = run(args, capsys, monkeypatch, stdin)
+def test_errors_are_one_line_and_change_nothing(
+    data_dir: Path, capsys, monkeypatch, args, stdin, message
+) -> None:
+    code, _out, err = run(args, capsys, monkeypatch, stdin)
     assert code != 0
     assert err.count("\n") == 1 and err.startswith("nox-ui: error: "), err
     assert message in err
@@ -85,10 +112,21 @@ def test_errors_are_one_line_and_change_nothing(data_dir: Path, capsys, monkeypa
 
 
 def test_duplicate_user_is_refused(data_dir: Path, capsys, monkeypatch) -> None:
-    assert run(["users", "create", "dave", "--role", "operator", "--password-stdin"], capsys, monkeypatch,
-               "dave's long password")[0] == 0
-    code, _, err = run(["users", "create", "DAVE", "--role", "admin", "--password-stdin"], capsys, monkeypatch,
-                       "dave's long password")
+    assert (
+        run(
+            ["users", "create", "dave", "--role", "operator", "--password-stdin"],
+            capsys,
+            monkeypatch,
+            "dave's long password",
+        )[0]
+        == 0
+    )
+    code, _, err = run(
+        ["users", "create", "DAVE", "--role", "admin", "--password-stdin"],
+        capsys,
+        monkeypatch,
+        "dave's long password",
+    )
     assert code == 1
     assert err == "nox-ui: error: user 'DAVE' already exists\n"
     assert usernames(data_dir) == ["dave"]
@@ -112,10 +150,17 @@ def test_db_commands(data_dir: Path, capsys, monkeypatch) -> None:
 
 
 def test_console_script_and_module_entry(data_dir: Path) -> None:
-    module = subprocess.run([sys.executable, "-m", "nox_ui", "--version"], capture_output=True, text=True, check=False)
+    module = subprocess.run(
+        [sys.executable, "-m", "nox_ui", "--version"], capture_output=True, text=True, check=False
+    )
     assert module.returncode == 0 and module.stdout.startswith("nox-ui ")
     script = Path(sys.executable).parent / "nox-ui"
-    bad = subprocess.run([str(script), "users", "create", "x", "--role", "god", "--password-stdin"],
-                         input="a long enough password", capture_output=True, text=True, check=False)
+    bad = subprocess.run(
+        [str(script), "users", "create", "x", "--role", "god", "--password-stdin"],
+        input="a long enough password",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert bad.returncode == 1
     assert bad.stderr.strip() == "nox-ui: error: unknown role 'god' (choose one of: viewer, operator, admin)"

@@ -18,7 +18,9 @@ def test_defaults_match_the_spec(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.sample_interval == 1.0
     assert settings.log_level == "INFO" and settings.log_json is False
     assert settings.metrics_public is False
-    assert settings.resolved_database_url.startswith("sqlite:///") and settings.resolved_database_url.endswith("nox.db")
+    assert settings.resolved_database_url.startswith(
+        "sqlite:///"
+    ) and settings.resolved_database_url.endswith("nox.db")
     assert settings.resolved_base_url == "http://127.0.0.1:8080"
 
 
@@ -55,6 +57,15 @@ def test_data_dir_and_secret_key_are_private(tmp_path: Path) -> None:
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     assert len(key) >= 48
     assert Settings(data_dir=tmp_path / "state").load_secret_key() == key  # generated once, then reused
+
+
+def test_database_file_is_private(tmp_path: Path) -> None:
+    from nox_ui.server import prepare
+
+    services = prepare(Settings(data_dir=tmp_path / "state"))
+    services.users.count()
+    services.close()
+    assert stat.S_IMODE((tmp_path / "state" / "nox.db").stat().st_mode) == 0o600
 
 
 def test_explicit_secret_key_wins(tmp_path: Path) -> None:

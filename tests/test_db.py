@@ -49,7 +49,9 @@ def test_acknowledged_write_survives_kill_9(tmp_path: Path) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == -signal.SIGKILL, result.stderr
     assert "acknowledged" in result.stdout
     services = prepare(Settings(data_dir=tmp_path))

@@ -38,7 +38,11 @@ async def test_wrong_password_unknown_user_and_disabled_user_get_the_same_messag
     app_user: User, accounts: Services
 ) -> None:
     accounts.users.set_disabled("olga", True)
-    for username, password in (("admin", "not the password"), ("nobody", "whatever123456"), ("olga", OPERATOR_PASSWORD)):
+    for username, password in (
+        ("admin", "not the password"),
+        ("nobody", "whatever123456"),
+        ("olga", OPERATOR_PASSWORD),
+    ):
         await app_user.open("/login")
         app_user.find(marker="username").type(username)
         app_user.find(marker="password").type(password).trigger("keydown.enter")

@@ -73,9 +73,17 @@ class AuthService:
 
     def check_password(self, username: str, password: str, ip: str = "") -> User:
         """Return the user if the credentials are right; one message for every kind of failure."""
-        limit = RateLimitItemPerSecond(self.login_policy.max_failures, self.login_policy.lockout_seconds)
-        keys = (f"user:{username_key(username)}", f"ip:{ip or '-'}")
-        for key in keys:
+        policy = self.login_policy
+        # Per account and address: a remote guesser cannot lock the real user out from elsewhere.
+        # Per address, wider: one source guessing many accounts, without blocking a shared proxy address.
+        checks = (
+            (
+                RateLimitItemPerSecond(policy.max_failures, policy.lockout_seconds),
+                f"user:{username_key(username)}@{ip or '-'}",
+            ),
+            (RateLimitItemPerSecond(policy.max_failures * 5, policy.lockout_seconds), f"ip:{ip or '-'}"),
+        )
+        for limit, key in checks:
             if not self._limiter.test(limit, key):
                 reset_at, _ = self._limiter.get_window_stats(limit, key)
                 retry_after = max(1, int(reset_at - time.time()))
@@ -84,14 +92,14 @@ class AuthService:
         user = self.users.find(username) if username.strip() else None
         ok = verify_password(user.password_hash if user else None, password)
         if not ok or user is None or user.disabled:
-            for key in keys:
+            for limit, key in checks:
                 self._limiter.hit(limit, key)
             reason = "unknown user" if user is None else ("disabled" if user.disabled else "wrong password")
             logger.info("sign-in refused for {!r} from {}: {}", username[:64], ip or "-", reason)
             raise Unauthenticated(LOGIN_FAILED)
-        if needs_rehash(user.password_hash):
-            assert user.id is not None
-            self.users.update_password_hash(user.id, hash_password(password))
+        assert user.id is not None
+        new_hash = hash_password(password) if needs_rehash(user.password_hash) else None
+        self.users.record_sign_in(user.id, new_hash)
         return user
 
     def verify_current_password(self, user_id: int, password: str) -> bool:
@@ -127,7 +135,6 @@ class AuthService:
             user = session.get(User, user_id)
             if user is None or user.disabled:
                 raise Unauthenticated(LOGIN_FAILED)
-            user.last_login_at = now
             session.add(
                 LoginSession(
                     token_hash=hash_secret(token),

@@ -136,11 +136,14 @@ class UserService:
             self.notify_sessions_ended({stored.id or 0})
         return stored
 
-    def update_password_hash(self, user_id: int, password_hash: str) -> None:
+    def record_sign_in(self, user_id: int, new_password_hash: str | None = None) -> None:
+        """Note a successful password check; upgrade the hash when Argon2's parameters changed."""
         with self.db.session() as session:
             stored = session.get(User, user_id)
             if stored is not None:
-                stored.password_hash = password_hash
+                stored.last_login_at = utcnow()
+                if new_password_hash:
+                    stored.password_hash = new_password_hash
                 session.commit()
 
 

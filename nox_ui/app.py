@@ -6,7 +6,12 @@ from dataclasses import dataclass
 
 from nox_ui.config import Settings
 from nox_ui.db import Database
+from nox_ui.metrics.collectors import default_collectors
+from nox_ui.metrics.history import HistoryStore
+from nox_ui.metrics.sampler import Sampler
+from nox_ui.metrics.service import MetricsService
 from nox_ui.services.auth import AuthService
+from nox_ui.services.processes import ProcessService
 from nox_ui.services.setup import SetupService
 from nox_ui.services.users import UserService
 
@@ -18,8 +23,11 @@ class Services:
     users: UserService
     auth: AuthService
     setup: SetupService
+    processes: ProcessService
+    metrics: MetricsService
 
     def close(self) -> None:
+        self.metrics.history.close()
         self.db.dispose()
 
 
@@ -27,4 +35,14 @@ def build_services(settings: Settings) -> Services:
     db = Database(settings.resolved_database_url)
     users = UserService(db)
     auth = AuthService(db, users)
-    return Services(settings=settings, db=db, users=users, auth=auth, setup=SetupService(users))
+    history = HistoryStore(db, settings.data_dir / "cache" / "history", interval=settings.sample_interval)
+    metrics = MetricsService(Sampler(default_collectors()), history, settings.sample_interval)
+    return Services(
+        settings=settings,
+        db=db,
+        users=users,
+        auth=auth,
+        setup=SetupService(users),
+        processes=ProcessService(),
+        metrics=metrics,
+    )

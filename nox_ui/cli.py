@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nox-ui {__version__}")
     parser.add_argument("--data-dir", type=Path, help="where all state lives (NOX_DATA_DIR)")
     # --data-dir is accepted after the subcommand too; SUPPRESS keeps an absent one from erasing the global.
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--data-dir", type=Path, default=argparse.SUPPRESS, help="where all state lives (NOX_DATA_DIR)"
     )

@@ -82,3 +82,36 @@ class ApiToken(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     last_used_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     revoked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class MetricSeries(SQLModel, table=True):
+    """One series id (`name{labels}`); the rollup tables refer to it by number to stay small."""
+
+    __tablename__ = "metric_series"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=255, unique=True)
+
+
+class MetricMinute(SQLModel, table=True):
+    """1-minute rollup: kept `history_minute_days` (30 by default)."""
+
+    __tablename__ = "metric_minute"
+
+    series_id: int = Field(foreign_key="metric_series.id", ondelete="CASCADE", primary_key=True)
+    ts: int = Field(primary_key=True, index=True)  # start of the minute, Unix seconds; index for pruning
+    avg: float
+    min: float
+    max: float
+
+
+class MetricHour(SQLModel, table=True):
+    """1-hour rollup: kept `history_hour_days` (365 by default)."""
+
+    __tablename__ = "metric_hour"
+
+    series_id: int = Field(foreign_key="metric_series.id", ondelete="CASCADE", primary_key=True)
+    ts: int = Field(primary_key=True, index=True)  # start of the hour, Unix seconds; index for pruning
+    avg: float
+    min: float
+    max: float

@@ -10,13 +10,15 @@ from importlib.metadata import entry_points
 from urllib.parse import quote
 
 from fastapi import Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from loguru import logger
-from nicegui import app
+from nicegui import Client, app
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from nox_ui.api import API_PREFIX, create_api
 from nox_ui.app import Services
 from nox_ui.errors import NoxError
+from nox_ui.prometheus import build_registry, render
 from nox_ui.services.auth import SESSION_COOKIE
 
 UI_ENTRY_POINT_GROUP = "nox_ui.ui"
@@ -35,7 +37,7 @@ def login_redirect(path: str) -> RedirectResponse:
 
 def mount_app(services: Services) -> None:
     """Attach everything to nicegui.app. Safe to call again (tests rebuild the app per case)."""
-    owned = {API_PREFIX, "/healthz", "/readyz", "/auth/complete", "/logout"}
+    owned = {API_PREFIX, "/healthz", "/readyz", "/metrics", "/auth/complete", "/logout"}
     app.routes[:] = [r for r in app.routes if getattr(r, "path", None) not in owned]
     app.mount(API_PREFIX, create_api(services))
     app.state.services = services
@@ -54,9 +56,33 @@ def mount_app(services: Services) -> None:
             checks["database"] = "ok"
         except Exception as exc:  # any driver error means "not ready"; the reason goes to the caller
             checks["database"] = f"error: {type(exc).__name__}: {exc}"
+        checks["sampler"] = "ok" if services.metrics.running() else "error: no sample in the last intervals"
         ready = all(value == "ok" for value in checks.values())
-        body = {"status": "ready" if ready else "not ready", "checks": checks}
+        # A degraded collector is reported but does not make the panel unready: the others go on.
+        body = {
+            "status": "ready" if ready else "not ready",
+            "checks": checks,
+            "degraded_collectors": services.metrics.sampler.degraded(),
+        }
         return JSONResponse(body, status_code=200 if ready else 503)
+
+    registry = build_registry(services.metrics)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics(request: Request) -> Response:
+        if not services.settings.metrics_public:
+            header = request.headers.get("authorization", "")
+            token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+            principal = services.auth.resolve_token(token)
+            if principal is None:
+                return PlainTextResponse(
+                    "a bearer token with the metrics:read scope is required\n",
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            if "metrics:read" not in principal.scopes:
+                return PlainTextResponse("this token lacks the metrics:read scope\n", status_code=403)
+        return Response(render(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/auth/complete", include_in_schema=False)
     def complete_sign_in(request: Request, ticket: str = "", next: str = "/") -> Response:
@@ -87,6 +113,15 @@ def mount_app(services: Services) -> None:
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
+
+    services.metrics.client_count = lambda: sum(
+        1 for c in Client.instances.values() if c.has_socket_connection
+    )
+    if app.is_started:  # mounted into a running app (the tests' simulated user)
+        services.metrics.start()
+    else:
+        app.on_startup(services.metrics.start)
+    app.on_shutdown(services.metrics.stop)
 
     for entry_point in entry_points(group=UI_ENTRY_POINT_GROUP):
         logger.debug("loading UI from {}", entry_point.value)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from nox_ui import migrate
 from nox_ui.cli import main
 from nox_ui.config import Settings
 from nox_ui.server import prepare
@@ -142,9 +143,13 @@ def test_usage_errors_are_one_line(data_dir: Path, capsys, monkeypatch) -> None:
 def test_db_commands(data_dir: Path, capsys, monkeypatch) -> None:
     assert run(["db", "current"], capsys, monkeypatch)[1].startswith("base")
     code, out, _ = run(["db", "upgrade"], capsys, monkeypatch)
-    assert code == 0 and "0001" in out
-    assert run(["db", "current"], capsys, monkeypatch)[1].strip() == "0001 (head)"
-    assert "0001" in run(["db", "history"], capsys, monkeypatch)[1]
+    head = migrate.head_revision("sqlite://")
+    assert code == 0 and f"database at revision {head}" in out
+    assert run(["db", "current"], capsys, monkeypatch)[1].strip() == f"{head} (head)"
+    history = run(["db", "history"], capsys, monkeypatch)[1]
+    assert "0001" in history and f"{head} (head) (current)" in history
+    code, out, _ = run(["db", "downgrade", "0001"], capsys, monkeypatch)
+    assert code == 0 and "database at revision 0001" in out
     code, out, _ = run(["db", "downgrade", "base"], capsys, monkeypatch)
     assert code == 0 and "base" in out
 

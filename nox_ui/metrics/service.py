@@ -1,0 +1,118 @@
+"""The metrics hub: drives the sampler on the event loop, feeds history, and publishes each sample
+on one bus that every open page subscribes to."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from loguru import logger
+from nicegui import Event
+
+from nox_ui.errors import NotFound
+from nox_ui.metrics.history import HistoryResult, HistoryStore
+from nox_ui.metrics.sampler import Sample, Sampler
+from nox_ui.metrics.series import MetricSpec, parse_series, series_id, series_name
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    unit: str
+    description: str
+    labels: tuple[str, ...]
+    series: list[str]
+
+
+class MetricsService:
+    def __init__(self, sampler: Sampler, history: HistoryStore, interval: float) -> None:
+        self.sampler = sampler
+        self.history = history
+        self.interval = interval
+        self.bus: Event[Sample] = Event()
+        self.specs: dict[str, MetricSpec] = {spec.name: spec for spec in sampler.specs}
+        self.client_count: Callable[[], int] = lambda: 0  # set by the web layer
+        self._task: asyncio.Task[None] | None = None
+        self._flush: asyncio.Task[None] | None = None
+
+    # -- the loop ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="metrics sampler")
+
+    async def stop(self) -> None:
+        for task in (self._task, self._flush):
+            if task is not None and not task.done():
+                task.cancel()
+        self._task = None
+        if self._flush is not None:
+            try:
+                await self._flush
+            except (
+                asyncio.CancelledError,
+                Exception,
+            ):  # shutting down: a half-done flush is written next start
+                logger.debug("history flush cancelled at shutdown")
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while True:
+            try:
+                self.tick()
+            except Exception:  # the loop must survive anything a subscriber or the store does
+                logger.exception("metrics tick failed")
+            next_tick += self.interval
+            delay = next_tick - loop.time()
+            if delay < 0:  # fell behind (suspended host, overloaded loop): skip, never burst
+                next_tick = loop.time()
+                delay = 0
+            await asyncio.sleep(delay)
+
+    def tick(self) -> Sample:
+        sample = self.sampler.sample()
+        self.history.add(sample)
+        self.bus.emit(sample)
+        minutes = self.history.completed_minutes(sample.ts)
+        if minutes and (self._flush is None or self._flush.done()):
+            self._flush = asyncio.get_running_loop().create_task(self._write(minutes), name="history flush")
+        return sample
+
+    async def _write(self, minutes: list[tuple[int, dict[str, tuple[float, float, float]]]]) -> None:
+        try:
+            await asyncio.to_thread(self.history.write, minutes)
+        except Exception:
+            logger.exception("writing {} minutes of history failed", len(minutes))
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    @property
+    def last(self) -> Sample | None:
+        return self.sampler.last
+
+    def running(self) -> bool:
+        last = self.sampler.last
+        return last is not None and time.time() - last.ts < max(5.0, 3 * self.interval)
+
+    def names(self) -> list[MetricInfo]:
+        current = self.last.values if self.last else {}
+        by_name: dict[str, list[str]] = {}
+        for sid in sorted(set(current) | set(self.history.ring.columns)):
+            by_name.setdefault(series_name(sid), []).append(sid)
+        return [
+            MetricInfo(spec.name, spec.unit, spec.description, spec.labels, by_name.get(spec.name, []))
+            for spec in self.specs.values()
+        ]
+
+    def resolve(self, metric: str) -> str:
+        """Canonical series id for user input; NotFound for a metric nobody collects."""
+        name, labels = parse_series(metric)
+        if name not in self.specs:
+            raise NotFound(f"unknown metric {name!r}; see /api/v1/metrics/names")
+        return series_id(name, labels)
+
+    def query(self, metric: str, since: float, until: float, step: int | None = None) -> HistoryResult:
+        return self.history.query(self.resolve(metric), since, until, step)

@@ -1,0 +1,298 @@
+"""The host's processes: list (filtered, sorted, paged), details, and TERM/KILL. UI-free, psutil-based.
+
+Nothing here runs in the background: a listing is taken only when someone looks (the processes page
+or the API). CPU % needs two readings of a process's CPU times, so the `psutil.Process` objects
+are kept between listings (a private cache, not psutil's shared `process_iter` one, so another
+caller reading CPU % cannot shorten our interval); the first listing of a process shows 0.0.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import signal as signals
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import psutil
+from loguru import logger
+
+from nox_ui.errors import Forbidden, Invalid, NotFound
+from nox_ui.roles import Principal, Role, authorize
+
+SIGNALS: dict[str, signals.Signals] = {"TERM": signals.SIGTERM, "KILL": signals.SIGKILL}
+MAX_LIMIT = 1000
+# Listings closer together than this reuse the previous CPU readings: over a few milliseconds the
+# kernel's tick granularity makes CPU % noise (two tabs, or a script and a tab, may list at once).
+MIN_CPU_INTERVAL = 0.5
+
+# What one listing reads per process (one `oneshot()` each, through `as_dict`).
+_ATTRS = [
+    "name",
+    "username",
+    "cpu_percent",
+    "memory_percent",
+    "memory_info",
+    "status",
+    "num_threads",
+    "create_time",
+    "cmdline",
+]
+_ATTRS_NO_CPU = [attr for attr in _ATTRS if attr != "cpu_percent"]
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    pid: int
+    name: str
+    username: str  # "" when the OS does not tell us
+    cpu_percent: float | None  # since the previous listing; 0.0 the first time; None when denied
+    memory_percent: float | None
+    rss_bytes: int | None
+    status: str
+    num_threads: int | None
+    create_time: float | None  # unix time
+    cmdline: str  # arguments joined by spaces; "" for kernel threads, zombies or when denied
+
+
+@dataclass(frozen=True)
+class ProcessPage:
+    total: int  # matches of the filter, before limit/offset
+    items: list[ProcessInfo]
+
+
+@dataclass(frozen=True)
+class ProcessDetails:
+    info: ProcessInfo
+    ppid: int | None
+    children: int | None
+    open_files: int | None
+    connections: int | None  # internet sockets (tcp/udp, v4/v6)
+    cwd: str | None
+    exe: str | None
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _none_last(value: Any) -> tuple[bool, Any]:
+    return (value is not None, value)
+
+
+SORT_KEYS: dict[str, Callable[[ProcessInfo], Any]] = {
+    "pid": lambda p: p.pid,
+    "name": lambda p: (p.name.casefold(), p.pid),
+    "user": lambda p: (p.username.casefold(), p.pid),
+    "cpu": lambda p: (_none_last(p.cpu_percent), p.pid),
+    "memory": lambda p: (_none_last(p.memory_percent), p.pid),
+    "rss": lambda p: (_none_last(p.rss_bytes), p.pid),
+    "threads": lambda p: (_none_last(p.num_threads), p.pid),
+    "start": lambda p: (_none_last(p.create_time), p.pid),
+}
+
+
+class ProcessService:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._procs: dict[int, psutil.Process] = {}
+        self._last_cpu: dict[int, float | None] = {}
+        self._measured_at = float("-inf")  # time.monotonic() of the last CPU reading
+        self._own_user: str | None = None
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def list(
+        self, sort: str = "cpu", q: str = "", limit: int = 50, offset: int = 0, descending: bool = True
+    ) -> ProcessPage:
+        key = SORT_KEYS.get(sort)
+        if key is None:
+            raise Invalid(f"unknown sort key {sort!r} (choose one of: {', '.join(SORT_KEYS)})")
+        if not 1 <= limit <= MAX_LIMIT:
+            raise Invalid(f"limit must be between 1 and {MAX_LIMIT}")
+        if offset < 0:
+            raise Invalid("offset must be 0 or more")
+        needle = q.strip().casefold()
+        matches = [info for info in self._snapshot() if _matches(info, needle)]
+        matches.sort(key=key, reverse=descending)
+        return ProcessPage(total=len(matches), items=matches[offset : offset + limit])
+
+    def details(self, pid: int) -> ProcessDetails:
+        try:
+            proc = psutil.Process(pid)
+        except (psutil.NoSuchProcess, ValueError):  # ValueError: pid < 0
+            raise NotFound(f"process {pid} no longer exists") from None
+        try:
+            with proc.oneshot():
+                data = proc.as_dict(_ATTRS, ad_value=None)
+                info = _info(pid, data)
+                with self._lock:
+                    cached = self._procs.get(pid)
+                    if cached is not None and cached.create_time() == proc.create_time():
+                        # The reading of the last listing: measuring again here would be over
+                        # a few milliseconds and would shorten the next listing's interval.
+                        info = replace(info, cpu_percent=self._last_cpu.get(pid))
+                ppid = _permitted(proc.ppid)
+                children = _permitted(lambda: len(proc.children()))
+                open_files = _permitted(lambda: len(proc.open_files()))
+                connections = _permitted(lambda: len(proc.net_connections(kind="inet")))
+                cwd = _permitted(proc.cwd)
+                exe = _permitted(proc.exe) or None
+        except psutil.NoSuchProcess:
+            raise NotFound(f"process {pid} no longer exists") from None
+        return ProcessDetails(
+            info=info,
+            ppid=ppid,
+            children=children,
+            open_files=open_files,
+            connections=connections,
+            cwd=cwd,
+            exe=exe,
+        )
+
+    def _snapshot(self) -> builtins.list[ProcessInfo]:
+        """Read every process once; CPU % is measured since the previous snapshot."""
+        with self._lock:
+            now = time.monotonic()
+            measure = now - self._measured_at >= MIN_CPU_INTERVAL
+            seen: dict[int, psutil.Process] = {}
+            infos: builtins.list[ProcessInfo] = []
+            for pid in psutil.pids():
+                proc = self._procs.get(pid)
+                try:
+                    new = proc is None or not proc.is_running()  # new, or the pid was reused
+                    if new:
+                        proc = psutil.Process(pid)
+                    assert proc is not None
+                    if measure or new:
+                        data = proc.as_dict(_ATTRS, ad_value=None)
+                    else:
+                        data = proc.as_dict(_ATTRS_NO_CPU, ad_value=None)
+                        data["cpu_percent"] = self._last_cpu.get(pid)
+                except psutil.NoSuchProcess:  # vanished while we looked
+                    continue
+                seen[pid] = proc
+                infos.append(_info(pid, data))
+            self._procs = seen  # vanished pids drop out here
+            self._last_cpu = {info.pid: info.cpu_percent for info in infos}
+            if measure:
+                self._measured_at = now
+            return infos
+
+    # -- acting ---------------------------------------------------------------------------------
+
+    def signal(
+        self, actor: Principal, pid: int, name: str, *, create_time: float | None = None
+    ) -> ProcessInfo:
+        """Send TERM or KILL to a process (operator+). Returns the process as it was just before.
+
+        `create_time`, when given, must match the process's start time: a page that was opened a
+        while ago then cannot signal a different process that has since reused the pid."""
+        signal_name = name.strip().upper()
+        process_name = ""
+        try:
+            authorize(actor, Role.OPERATOR)
+            if signal_name not in SIGNALS:
+                raise Invalid(f"unknown signal {name!r} (choose one of: {', '.join(SIGNALS)})")
+            if pid <= 0:
+                raise Invalid(f"refusing to signal pid {pid}: not a single process")
+            if pid == 1:
+                raise Invalid("refusing to signal pid 1: it is the system's init process")
+            if pid == os.getpid():
+                raise Invalid(f"refusing to signal pid {pid}: it is this panel's own process")
+            try:
+                proc = psutil.Process(pid)
+                with proc.oneshot():
+                    process_name = proc.name()
+                    if create_time is not None and abs(proc.create_time() - create_time) > 0.01:
+                        raise psutil.NoSuchProcess(pid)  # the pid now belongs to another process
+                    info = _info(pid, proc.as_dict(_ATTRS, ad_value=None))
+                proc.send_signal(SIGNALS[signal_name])  # psutil re-checks the pid was not reused
+            except psutil.AccessDenied:
+                raise Forbidden(
+                    f"not permitted to signal process {pid} ({process_name or '?'}); "
+                    f"the panel runs as {self._panel_user()}"
+                ) from None
+            except psutil.NoSuchProcess:
+                raise NotFound(f"process {pid} no longer exists") from None
+        except Forbidden as exc:
+            self._record_signal(actor, pid, process_name, signal_name or name, "denied", exc.message)
+            raise
+        except (Invalid, NotFound) as exc:
+            self._record_signal(actor, pid, process_name, signal_name or name, "failure", exc.message)
+            raise
+        self._record_signal(actor, pid, process_name, signal_name, "success", None)
+        return info
+
+    def _record_signal(
+        self,
+        actor: Principal,
+        pid: int,
+        process_name: str,
+        signal: str,
+        outcome: str,
+        error: str | None,
+    ) -> None:
+        """The one place every signal attempt passes: outcome is "success", "failure" or "denied"."""
+        # The audit log (a later issue) hooks in here; until then the attempt is logged.
+        log = logger.info if outcome == "success" else logger.warning
+        log(
+            "process signal {} to pid {} ({}) by {} ({}): {}{}",
+            signal,
+            pid,
+            process_name or "?",
+            actor.username,
+            actor.role.value,
+            outcome,
+            f": {error}" if error else "",
+        )
+
+    def _panel_user(self) -> str:
+        if self._own_user is None:
+            try:
+                self._own_user = psutil.Process().username()
+            except (psutil.Error, KeyError):
+                self._own_user = f"uid {os.geteuid()}" if hasattr(os, "geteuid") else "an unknown user"
+        return self._own_user
+
+
+def _info(pid: int, data: dict[str, Any]) -> ProcessInfo:
+    memory = data.get("memory_info")
+    cmdline = data.get("cmdline")
+    memory_percent = data.get("memory_percent")
+    cpu = data.get("cpu_percent")
+    return ProcessInfo(
+        pid=pid,
+        name=_text(data.get("name")),
+        username=_text(data.get("username")),
+        cpu_percent=round(cpu, 1) if isinstance(cpu, float | int) else None,
+        memory_percent=round(memory_percent, 2) if isinstance(memory_percent, float | int) else None,
+        rss_bytes=memory.rss if memory is not None else None,
+        status=_text(data.get("status")),
+        num_threads=data.get("num_threads"),
+        create_time=data.get("create_time"),
+        cmdline=" ".join(cmdline) if isinstance(cmdline, list) else "",
+    )
+
+
+def _matches(info: ProcessInfo, needle: str) -> bool:
+    if not needle:
+        return True
+    if needle.isdigit() and int(needle) == info.pid:
+        return True
+    return (
+        needle in info.name.casefold()
+        or needle in info.username.casefold()
+        or needle in info.cmdline.casefold()
+    )
+
+
+def _permitted(read: Callable[[], Any]) -> Any:
+    """A detail the OS may withhold: None when access is denied (or the process is a zombie)."""
+    try:
+        return read()
+    except (psutil.AccessDenied, psutil.ZombieProcess):
+        return None

@@ -26,6 +26,7 @@ class NavItem:
 
 NAV_ITEMS: list[NavItem] = [
     NavItem("Dashboard", "dashboard", "/"),
+    NavItem("History", "timeline", "/history"),
     NavItem("Processes", "memory", "/processes"),
     NavItem("Users", "group", "/admin/users", Role.ADMIN),
 ]

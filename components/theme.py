@@ -25,6 +25,19 @@ body { background: #f1f5f9; }
 .nox-conn[data-state="down"] { background: #ef4444; box-shadow: 0 0 0 3px rgba(239, 68, 68, .25); }
 .nox-card { border-radius: 10px; }
 .leading-tight { line-height: 1.1; }
+.nox-level-ok { color: inherit; }
+.nox-value.nox-level-ok { color: #16a34a; }
+.nox-level-warning { color: #d97706; }
+.nox-level-critical { color: #dc2626; }
+.q-linear-progress.nox-level-ok { color: #2563eb; }
+.q-linear-progress.nox-level-warning { color: #f59e0b; }
+.q-linear-progress.nox-level-critical { color: #dc2626; }
+.nox-bar .q-linear-progress__track { opacity: .18; }
+.nox-spark-box { width: 120px; height: 28px; color: #2563eb; }
+.body--dark .nox-spark-box { color: #60a5fa; }
+.nox-spark { width: 120px; height: 28px; display: block; }
+.nox-mono { font-variant-numeric: tabular-nums; }
+.nox-value, .nox-metric-card .text-caption { font-variant-numeric: tabular-nums; }
 """
 
 

@@ -6,7 +6,7 @@ from nicegui import ui
 
 from components.session import SessionGuard
 from nox_ui.app import Services
-from pages import admin_users, dashboard, login, processes, profile, setup
+from pages import admin_users, dashboard, history, login, processes, profile, setup
 
 
 def register_pages(services: Services) -> SessionGuard:
@@ -15,6 +15,7 @@ def register_pages(services: Services) -> SessionGuard:
     login.register(services, guard)
     setup.register(services)
     dashboard.register(services, guard)
+    history.register(services, guard)
     processes.register(services, guard)
     profile.register(services, guard)
     admin_users.register(services, guard)

@@ -1,39 +1,197 @@
+"""`/`: the live dashboard. Everything on it comes from `DashboardFeed`; the page only assigns values."""
+
 from __future__ import annotations
 
-import platform
-import socket
+import json
+from collections.abc import Callable
+from typing import Any
 
 from nicegui import ui
 
+from components.charts import CHART_JS, live_chart
+from components.format import format_bytes
 from components.frame import frame
+from components.live import CHART_SECONDS, DashboardFeed, View
 from components.session import SessionGuard
 from components.theme import card
 from nox_ui.app import Services
+from nox_ui.metrics.host import host_facts
 from nox_ui.roles import Principal
+
+Setter = Callable[[Any], None]
+
+
+def _set_level(element: ui.element) -> Setter:
+    def apply(value: Any) -> None:
+        element.classes(remove="nox-level-ok nox-level-warning nox-level-critical", add=f"nox-level-{value}")
+
+    return apply
+
+
+def _set_degraded(badge: ui.element) -> Setter:
+    def apply(error: Any) -> None:
+        badge.set_visibility(bool(error))
+        badge.props(f'title="{str(error).replace(chr(34), chr(39))}"')
+
+    return apply
+
+
+class _Cards:
+    """Builds the cards and remembers, per view key, how to apply a new value."""
+
+    def __init__(self) -> None:
+        self.setters: dict[str, Setter] = {}
+
+    def apply(self, view: View) -> None:
+        for key, value in view.items():
+            setter = self.setters.get(key)
+            if setter is not None:
+                setter(value)
+
+    def text(self, key: str, classes: str = "") -> ui.label:
+        label = ui.label("—").classes(classes)
+        self.setters[key] = label.set_text
+        return label
+
+    def spark(self, key: str) -> None:
+        html = ui.html("", sanitize=False).classes("nox-spark-box")
+        self.setters[key] = html.set_content
+
+    def bar(self, key: str) -> None:
+        bar = ui.linear_progress(value=0, show_value=False, size="6px").props("rounded").classes("nox-bar")
+        self.setters[key] = bar.set_value
+        self.setters[key.removesuffix(".bar") + ".level"] = _set_level(bar)
+
+    def metric_card(self, key: str, title: str, icon: str, *, spark: bool = True) -> ui.column:
+        with card().classes("q-pa-md nox-metric-card") as box:
+            with ui.row().classes("items-center w-full no-wrap gap-2"):
+                ui.icon(icon, size="xs").classes("nox-muted")
+                ui.label(title).classes("text-subtitle2 nox-muted uppercase tracking-wide")
+                ui.space()
+                badge = ui.icon("warning", size="xs").classes("text-warning").mark(f"degraded-{key}")
+                badge.set_visibility(False)
+                self.setters[f"degraded.{key}"] = _set_degraded(badge)
+            with ui.row().classes("items-end w-full no-wrap justify-between"):
+                value = self.text(
+                    f"{key}.value", "text-h4 text-weight-medium nox-value whitespace-nowrap"
+                ).mark(f"{key}-value")
+                self.setters[f"{key}.level"] = _set_level(value)
+                if spark:
+                    self.spark(f"{key}.spark")
+            detail = self.text(f"{key}.detail", "text-caption nox-muted").mark(f"{key}-detail")
+            detail.classes("leading-tight")
+        return box
 
 
 def register(services: Services, guard: SessionGuard) -> None:
+    feed = DashboardFeed(services.metrics)
+
     @guard.page("/", title="Dashboard")
     def dashboard(principal: Principal) -> None:
+        facts = host_facts()
+        view = feed.current_view()
+        cards = _Cards()
+        ui.add_head_html(f"<script>{CHART_JS}</script>")
         with frame(guard, principal, "Dashboard"):
-            ui.label(f"Welcome, {principal.label}").classes("text-h5")
+            with card().classes("q-px-md q-py-sm w-full"):
+                with ui.row().classes("items-center gap-x-6 gap-y-1 w-full"):
+                    with ui.row().classes("items-center gap-2"):
+                        ui.icon("dns").classes("text-primary")
+                        ui.label(facts.hostname).classes("text-h6").mark("hostname")
+                    for caption, value in (
+                        ("OS", facts.os),
+                        ("Kernel", facts.kernel),
+                        ("CPU", f"{facts.cpu_model} · {facts.threads} CPUs"),
+                        ("Memory", format_bytes(facts.memory_bytes)),
+                    ):
+                        with ui.row().classes("items-baseline gap-1"):
+                            ui.label(caption).classes("text-caption nox-muted")
+                            ui.label(value).classes("text-body2")
+                    with ui.row().classes("items-baseline gap-1"):
+                        ui.label("Up").classes("text-caption nox-muted")
+                        cards.text("system.uptime", "text-body2").mark("uptime")
+                    with ui.row().classes("items-baseline gap-1"):
+                        ui.label("Processes").classes("text-caption nox-muted")
+                        cards.text("system.processes", "text-body2")
+
+            with ui.element("div").classes("grid grid-cols-1 sm:grid-cols-2 xl:grid-cols-4 gap-4 w-full"):
+                with cards.metric_card("cpu", "CPU", "memory"):
+                    with ui.column().classes("w-full gap-1 q-mt-xs"):
+                        cores = sorted(
+                            (k.split(".")[1] for k in view if k.startswith("core.") and k.endswith(".bar")),
+                            key=int,
+                        )
+                        for core in cores:
+                            with ui.row().classes("items-center w-full no-wrap gap-2"):
+                                ui.label(f"{core}").classes("text-caption nox-muted w-6 text-right")
+                                with ui.element("div").classes("col"):
+                                    cards.bar(f"core.{core}.bar")
+                                cards.text(f"core.{core}.label", "text-caption w-10 text-right")
+                cards.metric_card("mem", "Memory", "developer_board")
+                cards.metric_card("load", "Load", "speed", spark=False)
+                cards.metric_card("swap", "Swap", "swap_horiz", spark=False)
+
             with ui.element("div").classes("grid grid-cols-1 md:grid-cols-2 gap-4 w-full"):
                 with card().classes("q-pa-md"):
-                    ui.label("This host").classes("text-subtitle1 text-weight-medium")
-                    with ui.grid(columns="auto 1fr").classes("gap-x-6 gap-y-1 text-body2"):
-                        for name, value in (
-                            ("Hostname", socket.gethostname()),
-                            ("System", f"{platform.system()} {platform.release()}"),
-                            ("Machine", platform.machine()),
-                            ("Python", platform.python_version()),
-                        ):
-                            ui.label(name).classes("nox-muted")
-                            ui.label(value).classes("break-all")
+                    with ui.row().classes("items-center w-full gap-2"):
+                        ui.icon("storage", size="xs").classes("nox-muted")
+                        ui.label("Disks").classes("text-subtitle2 nox-muted uppercase tracking-wide")
+                        ui.space()
+                        cards.spark("diskio.spark")
+                    mounts = sorted(k[5:-6] for k in view if k.startswith("disk.") and k.endswith(".value"))
+                    for mount in mounts:
+                        with ui.row().classes("items-center w-full no-wrap gap-3"):
+                            ui.label(mount).classes("text-body2 text-weight-medium w-24 ellipsis")
+                            with ui.element("div").classes("col"):
+                                cards.bar(f"disk.{mount}.bar")
+                            cards.text(f"disk.{mount}.value", "text-body2 w-10 text-right")
+                        cards.text(f"disk.{mount}.detail", "text-caption nox-muted q-ml-xs")
+                    for key in sorted(k for k in view if k.startswith("diskio.") and k.endswith(".detail")):
+                        with ui.row().classes("items-baseline gap-2"):
+                            ui.label(key.split(".")[1]).classes("text-caption text-weight-medium")
+                            cards.text(key, "text-caption nox-muted")
+                    if not mounts:
+                        ui.label("No disks measured yet.").classes("nox-muted")
+                    badge = ui.icon("warning", size="xs").classes("text-warning").mark("degraded-disk")
+                    badge.set_visibility(False)
+                    cards.setters["degraded.disk"] = _set_degraded(badge)
                 with card().classes("q-pa-md"):
-                    with ui.row().classes("items-center gap-2"):
-                        ui.icon("insights", size="sm").classes("nox-muted")
-                        ui.label("No metrics yet").classes("text-subtitle1 text-weight-medium")
-                    ui.label(
-                        "The live dashboard (CPU, memory, disks, network, processes) is not built yet. "
-                        "This page shows nothing it cannot measure."
-                    ).classes("text-body2 nox-muted")
+                    with ui.row().classes("items-center w-full gap-2"):
+                        ui.icon("lan", size="xs").classes("nox-muted")
+                        ui.label("Network").classes("text-subtitle2 nox-muted uppercase tracking-wide")
+                        ui.space()
+                        cards.spark("net.spark")
+                    ifaces = sorted(k[4:-7] for k in view if k.startswith("net.") and k.endswith(".detail"))
+                    for iface in ifaces:
+                        with ui.row().classes("items-baseline w-full no-wrap gap-3"):
+                            ui.label(iface).classes("text-body2 text-weight-medium w-24 ellipsis")
+                            cards.text(f"net.{iface}.detail", "text-body2 nox-mono")
+                    if not ifaces:
+                        ui.label("Rates appear after the second sample.").classes("nox-muted")
+                    badge = ui.icon("warning", size="xs").classes("text-warning").mark("degraded-net")
+                    badge.set_visibility(False)
+                    cards.setters["degraded.net"] = _set_degraded(badge)
+
+            charts: dict[str, ui.echart] = {}
+            with ui.element("div").classes("grid grid-cols-1 lg:grid-cols-2 gap-4 w-full"):
+                for name, title, series, unit in (
+                    ("cpu", "CPU %", ["total", "user", "system", "iowait"], "percent"),
+                    ("mem", "Memory %", ["memory", "swap"], "percent"),
+                    ("net", "Network (all interfaces but lo)", ["received", "sent"], "bytes"),
+                    ("disk", "Disk I/O (all disks)", ["read", "written"], "bytes"),
+                ):
+                    with card().classes("q-pa-sm"):
+                        ui.label(title).classes("text-subtitle2 nox-muted q-px-sm")
+                        charts[name] = live_chart(series, list(feed.charts[name]), unit=unit).mark(
+                            f"chart-{name}"
+                        )
+
+        cards.apply(view)
+        chart_ids = {name: chart.id for name, chart in charts.items()}
+
+        def on_update(changed: View, points: dict[str, list[float]]) -> None:
+            cards.apply(changed)
+            payload = {chart_ids[name]: point for name, point in points.items() if name in chart_ids}
+            ui.run_javascript(f"noxAppend({json.dumps(payload)}, {CHART_SECONDS * 1000})")
+
+        feed.updated.subscribe(on_update)

@@ -38,12 +38,16 @@ COLUMNS: list[dict[str, Any]] = [
     {"name": "threads", "label": "Threads", "field": "threads", **_NUMERIC},
     {"name": "start", "label": "Started (UTC)", "field": "start", **_NUMERIC},
     {"name": "cmdline", "label": "Command line", "field": "cmdline", "align": "left",
-     "classes": "nox-ellipsis", "style": "max-width: 28rem"},
+     "classes": "nox-fill"},
 ]  # fmt: skip
 
 _CSS = """
+.nox-proc-table { background: transparent; }
 .nox-proc-table tbody tr { cursor: pointer; }
 .nox-proc-table td.nox-ellipsis { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+/* The command line takes the width the other columns leave, and is cut with an ellipsis. */
+.nox-proc-table td.nox-fill { width: 100%; max-width: 0; min-width: 12rem; }
+.nox-proc-table td.nox-fill > div { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .nox-break { word-break: break-all; white-space: pre-wrap; }
 .nox-code { background: rgba(100, 116, 139, .12); }
 """
@@ -51,8 +55,8 @@ _CSS = """
 # The command line cell: truncated by CSS, the whole line in a tooltip; kernel threads as [name].
 _CMDLINE_SLOT = r"""
 <q-td :props="props">
-  <span v-if="props.row.cmdline">{{ props.row.cmdline }}</span>
-  <span v-else class="nox-muted">[{{ props.row.name }}]</span>
+  <div v-if="props.row.cmdline">{{ props.row.cmdline }}</div>
+  <div v-else class="nox-muted">[{{ props.row.name }}]</div>
   <q-tooltip v-if="props.row.cmdline" max-width="40rem" anchor="bottom left" self="top left"
              class="text-body2 nox-break">{{ props.row.cmdline }}</q-tooltip>
 </q-td>
@@ -238,7 +242,7 @@ def register(services: Services, guard: SessionGuard) -> None:
             if may_signal:
                 with ui.row().classes("w-full justify-end gap-2 q-mt-sm"):
                     ui.button("Terminate", icon="stop", on_click=lambda: confirm_signal(info, "TERM")).props(
-                        "outline color=warning"
+                        "outline color=orange-9"
                     ).mark("terminate")
                     ui.button("Kill", icon="dangerous", on_click=lambda: confirm_signal(info, "KILL")).props(
                         "unelevated color=negative"
@@ -260,7 +264,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                 with ui.row().classes("w-full justify-end gap-2"):
                     ui.button("Cancel", on_click=lambda: dialog.submit(False)).props("flat")
                     ui.button(verb, on_click=lambda: dialog.submit(True)).props(
-                        f"unelevated color={'warning' if signal == 'TERM' else 'negative'}"
+                        f"unelevated color={'orange-9' if signal == 'TERM' else 'negative'}"
                     ).mark("confirm-signal")
             confirmed = await dialog
             dialog.delete()

@@ -114,25 +114,39 @@ def sign_in(page: Page) -> None:
     page.get_by_label("Username").fill(USERNAME)
     page.get_by_label("Password", exact=True).fill(PASSWORD)
     page.get_by_label("Password", exact=True).press("Enter")
-    expect(page.get_by_text(f"Welcome, {USERNAME}")).to_be_visible()
+    expect(page.locator(".nox-metric-card").first).to_be_visible()
 
 
-def take(browser: Browser, base_url: str, setup_url: str, out: Path) -> list[Path]:
+def take(browser: Browser, base_url: str, setup_url: str, out: Path, warmup: float) -> list[Path]:
     written: list[Path] = []
 
-    def shot(page: Page, name: str) -> None:
+    def shot(page: Page, name: str, *, full_page: bool = False) -> None:
         settle(page)
+        page.mouse.move(0, page.viewport_size["height"] - 1 if page.viewport_size else 0)  # no hover tooltip
         path = out / f"{name}.png"
-        page.screenshot(path=str(path))
+        page.screenshot(path=str(path), full_page=full_page)
         written.append(path)
+
+    def screens(page: Page, mode: str) -> None:
+        page.goto("/")
+        expect(page.locator(".nox-metric-card").first).to_be_visible()
+        shot(page, f"dashboard-{mode}", full_page=True)
+        page.goto("/history")
+        expect(page.get_by_text("tier:")).to_be_visible()
+        shot(page, f"history-{mode}")
+        page.goto("/processes")
+        expect(page.locator(".q-table tbody tr").first).to_be_visible()
+        page.wait_for_timeout(2500)  # a second listing, so CPU % is measured
+        shot(page, f"processes-{mode}")
 
     context = browser.new_context(base_url=base_url, viewport=DESKTOP, color_scheme="light")
     page = context.new_page()
     create_admin(page, setup_url)
     sign_in(page)
-    shot(page, "dashboard-light")
+    page.wait_for_timeout(warmup * 1000)  # let the live charts and sparklines fill
+    screens(page, "light")
 
-    # Phone first, while the stored preference is still light.
+    # Phone, while the stored preference is still light.
     phone = browser.new_context(
         base_url=base_url,
         viewport=PHONE,
@@ -143,14 +157,14 @@ def take(browser: Browser, base_url: str, setup_url: str, out: Path) -> list[Pat
     )
     phone_page = phone.new_page()
     phone_page.goto("/")
-    expect(phone_page.get_by_text(f"Welcome, {USERNAME}")).to_be_visible()
+    expect(phone_page.locator(".nox-metric-card").first).to_be_visible()
     shot(phone_page, "dashboard-phone")
     phone.close()
 
+    page.goto("/")
     page.get_by_role("button", name="Toggle dark mode").click()
     expect(page.locator("body")).to_have_class(re.compile(r"\bbody--dark\b"))
-    page.mouse.move(0, DESKTOP["height"] - 1)  # no hover tooltip in the picture
-    shot(page, "dashboard-dark")
+    screens(page, "dark")
     context.close()
 
     anonymous = browser.new_context(base_url=base_url, viewport=DESKTOP, color_scheme="light")
@@ -166,6 +180,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "screenshots")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--warmup", type=float, default=30.0, help="seconds of live data before the shots")
     args = parser.parse_args()
     if not Path(args.chromium).exists():
         print(f"screenshots: error: no Chromium at {args.chromium}", file=sys.stderr)
@@ -179,7 +194,7 @@ def main() -> int:
     ):
         browser = playwright.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
         try:
-            for path in take(browser, base_url, setup_url, args.out):
+            for path in take(browser, base_url, setup_url, args.out, args.warmup):
                 print(
                     f"wrote {path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path}"
                 )

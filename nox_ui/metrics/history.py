@@ -210,8 +210,7 @@ class HistoryStore:
 
     def choose_tier(self, since: float, until: float, now: float) -> tuple[str, int]:
         span = until - since
-        oldest = self.ring.oldest
-        if span <= HOUR and oldest is not None and since >= oldest - self.interval:
+        if span <= HOUR and until > now - HOUR:
             return "second", max(1, round(self.interval))
         if span <= 7 * DAY and since >= now - self.retention.minute_days * DAY:
             return "minute", MINUTE
@@ -229,9 +228,15 @@ class HistoryStore:
         auto = math.ceil((until - since) / MAX_POINTS / resolution) * resolution
         step = max(resolution, step or 0, auto)
         if tier == "second":
-            return HistoryResult(
-                metric, tier, step, _bucket(self.ring.window(metric, since, until), since, step)
-            )
+            # RAM holds only what this process sampled; older parts of the range come from the minute tier.
+            oldest = self.ring.oldest if self.ring.oldest is not None else until
+            older: list[Point] = []
+            if since < oldest:
+                older = self._query_db(
+                    "minute", metric, int(since), int(min(until, oldest)), max(MINUTE, step)
+                )
+            recent = _bucket(self.ring.window(metric, max(since, oldest), until), since, step)
+            return HistoryResult(metric, tier, step, older + recent)
         key = f"history:{metric}:{tier}:{int(since)}:{int(until)}:{step}"
         cached = self.cache.get(key)
         if cached is not None:

@@ -281,7 +281,7 @@ def _info(pid: int, data: dict[str, Any]) -> ProcessInfo:
 def _matches(info: ProcessInfo, needle: str) -> bool:
     if not needle:
         return True
-    if needle.isdigit() and int(needle) == info.pid:
+    if needle.isdecimal() and int(needle) == info.pid:
         return True
     return (
         needle in info.name.casefold()

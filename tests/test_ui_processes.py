@@ -1,0 +1,142 @@
+"""The process view through NiceGUI's simulated user, with a real child process to find and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from nicegui import ui
+from nicegui.testing import User
+
+import pages.processes
+from nox_ui.app import Services
+from tests.conftest import OPERATOR_PASSWORD, VIEWER_PASSWORD, sign_in
+
+
+@pytest.fixture
+def child() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    marker = f"nox-ui-test-{uuid.uuid4().hex}"
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", marker])
+    try:
+        yield process, marker
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+
+
+async def until(check: Callable[[], Any], timeout: float = 5.0) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def table_of(user: User) -> ui.table:
+    tables = user.find(marker="process-table").elements
+    assert len(tables) == 1
+    table = tables.pop()
+    assert isinstance(table, ui.table)
+    return table
+
+
+async def find_child(user: User, pid: int, marker: str) -> ui.table:
+    user.find(marker="process-search").type(marker)
+    table = table_of(user)
+    await until(lambda: [row["pid"] for row in table.rows] == [pid])
+    return table
+
+
+async def open_details(user: User, table: ui.table, pid: int) -> None:
+    table_of(user)  # still there
+    user.find(marker="process-table").trigger("rowClick", [{}, {"pid": pid}, 0])
+    await user.should_see("Parent PID", retries=30)
+
+
+async def test_viewer_finds_the_child_and_sees_no_terminate_button(
+    app_user: User, child: tuple[subprocess.Popen[bytes], str]
+) -> None:
+    process, marker = child
+    await sign_in(app_user, "victor", VIEWER_PASSWORD, next_path="/processes")
+    await app_user.should_see("Processes")
+    table = await find_child(app_user, process.pid, marker)
+    row = table.rows[0]
+    assert row["cmdline"].endswith(marker)
+    assert row["rss"].endswith(("KiB", "MiB"))
+    assert table.pagination["rowsNumber"] == 1
+    await open_details(app_user, table, process.pid)
+    await app_user.should_see(f"pid {process.pid}")
+    await app_user.should_not_see(marker="terminate")
+    await app_user.should_not_see(marker="kill")
+    assert process.poll() is None
+
+
+async def test_sorting_and_paging_are_requested_from_the_service(app_user: User) -> None:
+    await sign_in(app_user, "victor", VIEWER_PASSWORD, next_path="/processes")
+    table = table_of(app_user)
+    await until(lambda: table.rows)
+    request = {"sortBy": "pid", "descending": False, "page": 2, "rowsPerPage": 25}
+    app_user.find(marker="process-table").trigger("request", {"pagination": request})
+    await until(lambda: table.pagination.get("sortBy") == "pid" and table.pagination.get("page") in (1, 2))
+    pids = [row["pid"] for row in table.rows]
+    assert pids == sorted(pids)
+    assert len(pids) <= 25
+    assert table.pagination["rowsNumber"] >= len(pids)
+
+
+async def test_operator_terminates_the_child_through_the_confirm_dialog(
+    app_user: User, child: tuple[subprocess.Popen[bytes], str]
+) -> None:
+    process, marker = child
+    await sign_in(app_user, "olga", OPERATOR_PASSWORD, next_path="/processes")
+    table = await find_child(app_user, process.pid, marker)
+    await open_details(app_user, table, process.pid)
+    app_user.find(marker="terminate").click()
+    await app_user.should_see(f"Terminate process {process.pid} (python", retries=30)
+    assert process.poll() is None  # nothing happens before the confirmation
+    app_user.find(marker="confirm-signal").click()
+    await app_user.should_see(f"Sent TERM to process {process.pid}", retries=50)
+    assert await asyncio.to_thread(process.wait, 5) == -15
+
+
+async def test_signalling_a_process_that_has_exited_says_so(
+    app_user: User, child: tuple[subprocess.Popen[bytes], str]
+) -> None:
+    process, marker = child
+    await sign_in(app_user, "olga", OPERATOR_PASSWORD, next_path="/processes")
+    table = await find_child(app_user, process.pid, marker)
+    await open_details(app_user, table, process.pid)
+    process.kill()
+    await asyncio.to_thread(process.wait, 5)
+    app_user.find(marker="kill").click()
+    await app_user.should_see(marker="confirm-signal", retries=30)
+    app_user.find(marker="confirm-signal").click()
+    await app_user.should_see(f"Process {process.pid} no longer exists", retries=50)
+
+
+async def test_the_refresh_timer_stops_with_the_client(
+    app_user: User, accounts: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pages.processes, "REFRESH_SECONDS", 0.1)
+    calls: list[float] = []
+    listing = accounts.processes.list
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(0)
+        return listing(*args, **kwargs)
+
+    monkeypatch.setattr(accounts.processes, "list", counted)
+    await sign_in(app_user, "victor", VIEWER_PASSWORD, next_path="/processes")
+    await until(lambda: len(calls) >= 3)  # the page listed once, then the timer ticked
+    assert app_user.client is not None
+    app_user.client.delete()  # what NiceGUI does once a closed tab's reconnect window passed
+    await asyncio.sleep(0.15)  # a tick that was already running may finish
+    settled = len(calls)
+    await asyncio.sleep(0.5)
+    assert len(calls) == settled

@@ -182,9 +182,8 @@ def register(services: Services, guard: SessionGuard) -> None:
                 ):
                     with card().classes("q-pa-sm"):
                         ui.label(title).classes("text-subtitle2 nox-muted q-px-sm")
-                        charts[name] = live_chart(series, list(feed.charts[name]), unit=unit).mark(
-                            f"chart-{name}"
-                        )
+                        charts[name] = live_chart(series, list(feed.charts[name]), unit=unit)
+                        charts[name].mark(f"chart-{name}").classes(f"nox-chart-{name}")
 
         cards.apply(view)
         chart_ids = {name: chart.id for name, chart in charts.items()}

@@ -16,7 +16,7 @@ from components.theme import card
 from nox_ui.app import Services
 from nox_ui.errors import NoxError
 from nox_ui.roles import Principal, Role
-from nox_ui.services.processes import ProcessDetails, ProcessInfo
+from nox_ui.services.processes import ProcessDetails, ProcessInfo, ProcessPage
 
 REFRESH_SECONDS = 2.0
 PAGE_SIZES = [25, 50, 100, 200]
@@ -110,27 +110,22 @@ def register(services: Services, guard: SessionGuard) -> None:
                 rows_per_page = int(pagination.get("rowsPerPage") or 50)
                 page_number = max(1, int(pagination.get("page") or 1))
                 query = (search.value or "").strip()
-                try:
-                    page = await run.io_bound(
+
+                async def fetch(number: int) -> ProcessPage | None:
+                    return await run.io_bound(
                         services.processes.list,
                         sort=pagination.get("sortBy") or "cpu",
                         q=query,
                         limit=rows_per_page,
-                        offset=(page_number - 1) * rows_per_page,
+                        offset=(number - 1) * rows_per_page,
                         descending=bool(pagination.get("descending", True)),
                     )
-                    if (
-                        page is not None and page.total and not page.items and page_number > 1
-                    ):  # the list shrank under us
-                        page_number = (page.total - 1) // rows_per_page + 1
-                        page = await run.io_bound(
-                            services.processes.list,
-                            sort=pagination.get("sortBy") or "cpu",
-                            q=query,
-                            limit=rows_per_page,
-                            offset=(page_number - 1) * rows_per_page,
-                            descending=bool(pagination.get("descending", True)),
-                        )
+
+                try:
+                    page = await fetch(page_number)
+                    if page is not None and page.total and not page.items and page_number > 1:
+                        page_number = (page.total - 1) // rows_per_page + 1  # the list shrank under us
+                        page = await fetch(page_number)
                 except NoxError as exc:
                     ui.notify(_message(exc), type="negative")
                     return
@@ -162,7 +157,8 @@ def register(services: Services, guard: SessionGuard) -> None:
             row = event.args[1] if isinstance(event.args, list) and len(event.args) > 1 else {}
             pid = row.get("pid")
             if isinstance(pid, int):
-                await show_details(pid, opening=True)
+                async with lock:
+                    await show_details(pid, opening=True)
 
         async def show_details(pid: int, *, opening: bool = False) -> None:
             state["details_pid"] = pid

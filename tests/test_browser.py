@@ -211,8 +211,8 @@ def test_first_run_sign_in_dashboard_and_sign_out(page: Page, server: Server) ->
 
     _sign_in(page)
     expect(page).to_have_url(_path_is(server, "/"))
-    expect(page.get_by_text(f"Welcome, {USERNAME}")).to_be_visible()
-    expect(page.get_by_text("No metrics yet")).to_be_visible()
+    expect(page.locator(".nox-metric-card").first).to_be_visible()
+    expect(page.locator(".nox-metric-card").get_by_text("CPU", exact=True)).to_be_visible()
 
     header = page.get_by_role("banner")
     user_menu = header.get_by_role("button", name="User menu")
@@ -229,7 +229,7 @@ def test_first_run_sign_in_dashboard_and_sign_out(page: Page, server: Server) ->
     # The session is gone: the dashboard sends the visitor back to sign-in, remembering where they were.
     page.goto("/")
     expect(page).to_have_url(_path_is(server, "/login?next=/"))
-    expect(page.get_by_text("Welcome, ")).to_have_count(0)
+    expect(page.locator(".nox-metric-card")).to_have_count(0)
 
     # The setup link worked once; now it is gone.
     response = page.goto(server.setup_url)
@@ -254,3 +254,49 @@ def test_wrong_password_is_refused_with_a_message(page: Page, server: Server, ad
     # Still anonymous: the dashboard is not reachable.
     page.goto("/")
     expect(page).to_have_url(_path_is(server, "/login?next=/"))
+
+
+def _live_texts(page: Page) -> str:
+    """Everything on the dashboard that the sampler changes: values, details, per-core labels."""
+    return (
+        page.locator(".nox-metric-card").all_inner_texts().__str__()
+        + page.locator(".nox-mono").all_inner_texts().__str__()
+    )
+
+
+def test_dashboard_numbers_change_without_reloading_and_survive_a_reconnect(
+    page: Page, server: Server, admin: str
+) -> None:
+    page.goto("/")
+    _sign_in(page)
+    expect(page.locator(".nox-metric-card").first).to_be_visible()
+    page.evaluate("window.__noxSamePage = true")  # gone if the page reloads
+    seen = {_live_texts(page)}
+    for _ in range(16):
+        page.wait_for_timeout(500)
+        seen.add(_live_texts(page))
+    assert len(seen) >= 3, f"the dashboard did not update live: {seen}"
+    cpu_value = page.locator(".nox-value").first.inner_text()
+    assert cpu_value.endswith("%"), cpu_value
+
+    # Drop the websocket; socket.io reconnects, NiceGUI replays what was missed, no reload happens.
+    page.evaluate("window.socket.io.engine.close()")
+    expect(page.locator("#nox-conn")).to_have_attribute("data-state", "up")
+    after = {_live_texts(page)}
+    for _ in range(8):
+        page.wait_for_timeout(500)
+        after.add(_live_texts(page))
+    assert len(after) >= 2, "the dashboard stopped updating after the reconnect"
+    assert page.evaluate("window.__noxSamePage === true"), "the page reloaded"
+
+
+def test_live_chart_grows_by_one_point_per_sample(page: Page, server: Server, admin: str) -> None:
+    page.goto("/")
+    _sign_in(page)
+    chart = page.locator(".nox-chart-cpu")
+    expect(chart.locator("canvas")).to_be_visible()
+    count = "() => getElement(document.querySelector('.nox-chart-cpu').id.slice(1)).chart.getOption().series[0].data.length"
+    before = page.evaluate(count)
+    page.wait_for_timeout(3500)
+    after = page.evaluate(count)
+    assert after >= before + 2, (before, after)

@@ -174,6 +174,9 @@ class ProcessService:
                         data["cpu_percent"] = self._last_cpu.get(pid)
                 except psutil.NoSuchProcess:  # vanished while we looked
                     continue
+                except psutil.AccessDenied:  # not even its basics: list the pid, blank the rest
+                    infos.append(_info(pid, {}))
+                    continue
                 seen[pid] = proc
                 infos.append(_info(pid, data))
             self._procs = seen  # vanished pids drop out here

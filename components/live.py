@@ -7,6 +7,7 @@ when the tab closes) and merely assigns the changed strings to its elements."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from typing import Any
@@ -37,12 +38,19 @@ CARD_COLLECTORS = {
 }
 
 
-def labelled(values: dict[str, float], name: str, label: str) -> dict[str, float]:
-    """{label value: metric value} for every series of `name` in the sample."""
+@functools.lru_cache(maxsize=4096)
+def _split(sid: str) -> tuple[str, str]:
+    """(name, value of the first label) of a series id; cached because ids repeat every sample."""
+    name, labels = parse_series(sid)
+    return name, next(iter(labels.values()), "")
+
+
+def labelled(values: dict[str, float], name: str, label: str = "") -> dict[str, float]:
+    """{label value: metric value} for every series of `name` (the metrics used here have one label)."""
     out = {}
     for sid, value in values.items():
-        if series_name(sid) == name:
-            out[parse_series(sid)[1].get(label, "")] = value
+        if sid.startswith(name) and series_name(sid) == name:
+            out[_split(sid)[1]] = value
     return out
 
 

@@ -77,8 +77,8 @@ class InsertCounter:
 
 
 def test_a_recent_range_comes_from_ram_at_one_second(store: HistoryStore) -> None:
-    t0 = recent_hour(1)
-    feed(store, t0, HOUR)  # a full ring: one hour at one second
+    t0 = int(time.time()) - HOUR
+    feed(store, t0, HOUR)  # a full ring: the last hour at one second
 
     result = store.query(CPU, t0 + 1800, t0 + 1800 + 15 * MINUTE)
     assert (result.metric, result.tier, result.step) == (CPU, "second", 1)
@@ -104,23 +104,46 @@ def test_a_recent_range_comes_from_ram_at_one_second(store: HistoryStore) -> Non
 
 
 def test_the_ring_keeps_the_last_hour_after_wrapping(store: HistoryStore) -> None:
-    t0 = recent_hour(2)
+    t0 = int(time.time()) - HOUR - 400
     feed(store, t0, HOUR + 400)
     assert store.ring.oldest == t0 + 400
     result = store.query(CPU, t0 + HOUR - 200, t0 + HOUR + 400)
     assert result.tier == "second"
     assert [p[1] for p in result.points] == [float(v) for v in range(HOUR - 200, HOUR + 400)]
-    # Older than the ring: not from RAM any more.
-    assert store.query(CPU, t0, t0 + 600).tier == "minute"
+    # The overwritten first 400 seconds are gone from RAM: no stale value comes back from a reused slot.
+    early = store.query(CPU, t0, t0 + 600)
+    assert [p[1] for p in early.points] == [float(v) for v in range(400, 600)]
 
 
 def test_a_series_that_appears_later_has_no_invented_points(store: HistoryStore) -> None:
-    t0 = recent_hour(1)
+    t0 = int(time.time()) - 120
     for i in range(120):
         values = {CPU: 1.0} | ({DISK: 5.0} if i >= 100 else {})
         store.add(Sample(ts=float(t0 + i), values=values, duration=0))
     points = store.query(DISK, t0, t0 + 120).points
     assert [p[0] for p in points] == list(range(t0 + 100, t0 + 120))
+
+
+def test_after_a_restart_the_last_hour_joins_stored_minutes_and_fresh_seconds(
+    store: HistoryStore, services: Services, tmp_path: Path
+) -> None:
+    start = int(time.time()) // MINUTE * MINUTE - 50 * MINUTE
+    feed(store, start, 30 * MINUTE, value=lambda ts: 10.0)
+    store.write(store.completed_minutes(start + 30 * MINUTE))
+
+    restarted = HistoryStore(services.db, tmp_path / "cache-after-restart")
+    try:
+        feed(restarted, start + 30 * MINUTE, 20 * MINUTE - 1, value=lambda ts: 90.0)
+        result = restarted.query(CPU, start, start + 50 * MINUTE)
+        assert result.tier == "second"
+        old = [p for p in result.points if p[0] < start + 30 * MINUTE]
+        new = [p for p in result.points if p[0] >= start + 30 * MINUTE]
+        assert [p[0] for p in old] == [start + k * MINUTE for k in range(30)]  # one point per stored minute
+        assert {p[1:] for p in old} == {(10.0, 10.0, 10.0)}
+        assert len(new) >= 290 and {p[1:] for p in new} == {(90.0, 90.0, 90.0)}
+        assert [p[0] for p in result.points] == sorted({p[0] for p in result.points})
+    finally:
+        restarted.close()
 
 
 # -- minute and hour rollups -------------------------------------------------------------------------
@@ -140,7 +163,7 @@ def test_finished_minutes_are_written_in_one_batch_with_avg_min_max(
 
     assert inserts.into("metric_minute") == 1  # one statement for the batch, not one per minute or sample
     stored = rows(services, "metric_minute")
-    assert len(stored) == 5 * 2  # five minutes × two series; never a row per second
+    assert len(stored) == 5 * 2  # five minutes x two series; never a row per second
     cpu = [r for r in stored if r[0] == CPU]
     for k, (_key, ts, avg, low, high) in enumerate(cpu):
         assert ts == m0 + k * MINUTE
@@ -168,7 +191,7 @@ def test_an_hour_is_rolled_up_once_it_is_over(store: HistoryStore, services: Ser
     store.write(store.completed_minutes(h + MINUTE))
     hour = [r for r in rows(services, "metric_hour") if r[0] == CPU]
     assert len(hour) == 1
-    key, ts, avg, low, high = hour[0]
+    _key, ts, avg, low, high = hour[0]
     # The five minutes h-5min … h-1min; the minute starting at h belongs to the next hour.
     assert ts == h - HOUR
     assert avg == pytest.approx(sum(range(-300, 0)) / 300)
@@ -250,7 +273,35 @@ async def wait_for(condition: Any, timeout: float = 3.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_the_service_writes_once_per_minute_and_loses_no_minute_to_a_slow_write(
+def flush_done(metrics: MetricsService) -> bool:
+    return metrics._flush is None or metrics._flush.done()
+
+
+async def test_the_running_service_writes_one_batch_per_finished_minute(
+    store: HistoryStore, services: Services
+) -> None:
+    m0 = recent_hour(1)
+    clock = FakeClock(m0)
+    metrics = MetricsService(Sampler([Steady()], clock=clock), store, interval=1.0)
+    calls: list[list[int]] = []
+    real_write = store.write
+    store.write = lambda minutes: (calls.append([m for m, _ in minutes]), real_write(minutes))  # type: ignore[method-assign]
+    try:
+        for second in range(3 * MINUTE + 5):
+            clock.now = m0 + second
+            metrics.tick()
+            await wait_for(lambda: flush_done(metrics))
+    finally:
+        await metrics.stop()
+    assert calls == [[m0], [m0 + 60], [m0 + 120]]  # 185 samples, three writes
+    assert [(r[1], r[2]) for r in rows(services, "metric_minute")] == [
+        (m0, 10.0),
+        (m0 + 60, 10.0),
+        (m0 + 120, 10.0),
+    ]
+
+
+async def test_minutes_that_finish_during_a_slow_write_come_in_the_next_batch(
     store: HistoryStore, services: Services
 ) -> None:
     m0 = recent_hour(1)
@@ -274,14 +325,13 @@ async def test_the_service_writes_once_per_minute_and_loses_no_minute_to_a_slow_
             await asyncio.sleep(0)
         assert calls == [[m0]]  # one call for the first minute, and it hangs
         release.set()
-        await wait_for(lambda: metrics._flush is not None and metrics._flush.done())
+        await wait_for(lambda: flush_done(metrics))
         clock.now = m0 + 3 * MINUTE + 6
         metrics.tick()
-        await wait_for(lambda: len(calls) == 2 and metrics._flush is not None and metrics._flush.done())
+        await wait_for(lambda: len(calls) == 2 and flush_done(metrics))
     finally:
         release.set()
         await metrics.stop()
-    # The minutes that finished while the write hung come in the next batch, not never.
     assert calls == [[m0], [m0 + 60, m0 + 120]]
     assert [r[1] for r in rows(services, "metric_minute")] == [m0, m0 + 60, m0 + 120]
 
@@ -356,10 +406,9 @@ def test_a_day_comes_from_minute_rows_within_the_point_budget(
     assert day.step == 120  # 1440 minutes would be too many points: two minutes each
     assert 700 <= len(day.points) <= MAX_POINTS
     same_points(day.points, expected(month["minutes"], now - DAY, now, 120))
-    # Spot check by hand: a bucket of two minutes averages its two ramp values.
-    ts, avg, low, high = day.points[100]
-    assert avg == pytest.approx((ramp(ts) + ramp(ts + 60)) / 2) or ramp(ts) == 1439
-    assert (low, high) == (min(ramp(ts), ramp(ts + 60)) - 1, max(ramp(ts), ramp(ts + 60)) + 1)
+    # By hand: every inner bucket holds two consecutive minutes of the ramp.
+    ts, avg, low, high = next(p for p in day.points[1:-1] if ramp(p[0]) < 1439)
+    assert (avg, low, high) == (ramp(ts) + 0.5, ramp(ts) - 1, ramp(ts) + 2)
 
     hourly = store.query(CPU, now - DAY, now, step=HOUR)
     assert (hourly.tier, hourly.step) == ("minute", HOUR)

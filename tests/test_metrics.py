@@ -84,7 +84,9 @@ class Flaky(Collector):
     """Fails while `failing` is set, like a sensor bus that comes and goes."""
 
     name = "flaky"
-    specs: ClassVar[tuple[MetricSpec, ...]] = (MetricSpec("flaky.value", "count", "a test value", (), "flaky"),)
+    specs: ClassVar[tuple[MetricSpec, ...]] = (
+        MetricSpec("flaky.value", "count", "a test value", (), "flaky"),
+    )
 
     def __init__(self) -> None:
         self.failing = False

@@ -76,9 +76,13 @@ class MetricsService:
         sample = self.sampler.sample()
         self.history.add(sample)
         self.bus.emit(sample)
-        minutes = self.history.completed_minutes(sample.ts)
-        if minutes and (self._flush is None or self._flush.done()):
-            self._flush = asyncio.get_running_loop().create_task(self._write(minutes), name="history flush")
+        # While a flush is still running, leave finished minutes in RAM: taking them now would drop them.
+        if self._flush is None or self._flush.done():
+            minutes = self.history.completed_minutes(sample.ts)
+            if minutes:
+                self._flush = asyncio.get_running_loop().create_task(
+                    self._write(minutes), name="history flush"
+                )
         return sample
 
     async def _write(self, minutes: list[tuple[int, dict[str, tuple[float, float, float]]]]) -> None:

@@ -213,11 +213,9 @@ async def test_readyz_names_a_degraded_collector_but_stays_ready(app_user: User,
     accounts.metrics.tick()
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {
-        "status": "ready",
-        "checks": {"database": "ok", "sampler": "ok"},
-        "degraded_collectors": {},
-    }
+    assert ready.json()["status"] == "ready"
+    assert ready.json()["checks"]["sampler"] == "ok"
+    assert ready.json()["degraded_collectors"] == {}
 
     flaky.failing = True
     accounts.metrics.tick()
@@ -248,6 +246,7 @@ async def test_readyz_is_503_when_no_sample_is_recent(app_user: User, accounts: 
         {"mount": "C:\\data\\"},
         {"chip": "coretemp-isa-0000", "sensor": "Package id 0"},
         {"iface": "a,b}c=d", "z": ""},
+        {"mount": "/mnt/two\nlines"},  # Linux allows it; one such mount must not break /metrics
     ],
 )
 def test_series_ids_round_trip(labels: dict[str, str]) -> None:

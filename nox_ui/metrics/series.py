@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from nox_ui.errors import Invalid
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
-_SELECTOR_RE = re.compile(r"^\s*(?P<name>[a-z][a-z0-9_.]*)\s*(\{(?P<labels>.*)\})?\s*$")
+# DOTALL: a label value may hold a newline (a mount point can), which series_id leaves as it is.
+_SELECTOR_RE = re.compile(r"^\s*(?P<name>[a-z][a-z0-9_.]*)\s*(\{(?P<labels>.*)\})?\s*$", re.DOTALL)
 _LABEL_RE = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,|$)')
 
 

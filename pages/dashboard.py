@@ -62,15 +62,22 @@ class _Cards:
         self.setters[key] = bar.set_value
         self.setters[key.removesuffix(".bar") + ".level"] = _set_level(bar)
 
-    def metric_card(self, key: str, title: str, icon: str, *, spark: bool = True) -> ui.column:
-        with card().classes("q-pa-md nox-metric-card") as box:
-            with ui.row().classes("items-center w-full no-wrap gap-2"):
-                ui.icon(icon, size="xs").classes("nox-muted")
-                ui.label(title).classes("text-subtitle2 nox-muted uppercase tracking-wide")
-                ui.space()
+    def header(self, title: str, icon: str, *, degraded: tuple[str, ...], spark: str | None = None) -> None:
+        """Icon, title, a warning icon per collector that can degrade this card, optional sparkline."""
+        with ui.row().classes("items-center w-full no-wrap gap-2"):
+            ui.icon(icon, size="xs").classes("nox-muted")
+            ui.label(title).classes("text-subtitle2 nox-muted uppercase tracking-wide")
+            ui.space()
+            for key in degraded:
                 badge = ui.icon("warning", size="xs").classes("text-warning").mark(f"degraded-{key}")
                 badge.set_visibility(False)
                 self.setters[f"degraded.{key}"] = _set_degraded(badge)
+            if spark:
+                self.spark(spark)
+
+    def metric_card(self, key: str, title: str, icon: str, *, spark: bool = True) -> ui.column:
+        with card().classes("q-pa-md nox-metric-card") as box:
+            self.header(title, icon, degraded=(key,))
             with ui.row().classes("items-end w-full no-wrap justify-between"):
                 value = self.text(
                     f"{key}.value", "text-h4 text-weight-medium nox-value whitespace-nowrap"
@@ -133,11 +140,7 @@ def register(services: Services, guard: SessionGuard) -> None:
 
             with ui.element("div").classes("grid grid-cols-1 md:grid-cols-2 gap-4 w-full"):
                 with card().classes("q-pa-md"):
-                    with ui.row().classes("items-center w-full gap-2"):
-                        ui.icon("storage", size="xs").classes("nox-muted")
-                        ui.label("Disks").classes("text-subtitle2 nox-muted uppercase tracking-wide")
-                        ui.space()
-                        cards.spark("diskio.spark")
+                    cards.header("Disks", "storage", degraded=("disk", "diskio"), spark="diskio.spark")
                     mounts = sorted(k[5:-6] for k in view if k.startswith("disk.") and k.endswith(".value"))
                     for mount in mounts:
                         with ui.row().classes("items-center w-full no-wrap gap-3"):
@@ -152,15 +155,8 @@ def register(services: Services, guard: SessionGuard) -> None:
                             cards.text(key, "text-caption nox-muted")
                     if not mounts:
                         ui.label("No disks measured yet.").classes("nox-muted")
-                    badge = ui.icon("warning", size="xs").classes("text-warning").mark("degraded-disk")
-                    badge.set_visibility(False)
-                    cards.setters["degraded.disk"] = _set_degraded(badge)
                 with card().classes("q-pa-md"):
-                    with ui.row().classes("items-center w-full gap-2"):
-                        ui.icon("lan", size="xs").classes("nox-muted")
-                        ui.label("Network").classes("text-subtitle2 nox-muted uppercase tracking-wide")
-                        ui.space()
-                        cards.spark("net.spark")
+                    cards.header("Network", "lan", degraded=("net",), spark="net.spark")
                     ifaces = sorted(k[4:-7] for k in view if k.startswith("net.") and k.endswith(".detail"))
                     for iface in ifaces:
                         with ui.row().classes("items-baseline w-full no-wrap gap-3"):
@@ -168,9 +164,6 @@ def register(services: Services, guard: SessionGuard) -> None:
                             cards.text(f"net.{iface}.detail", "text-body2 nox-mono")
                     if not ifaces:
                         ui.label("Rates appear after the second sample.").classes("nox-muted")
-                    badge = ui.icon("warning", size="xs").classes("text-warning").mark("degraded-net")
-                    badge.set_visibility(False)
-                    cards.setters["degraded.net"] = _set_degraded(badge)
 
             charts: dict[str, ui.echart] = {}
             with ui.element("div").classes("grid grid-cols-1 lg:grid-cols-2 gap-4 w-full"):

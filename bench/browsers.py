@@ -69,7 +69,9 @@ async def main_async(config: dict[str, Any], emit: Any) -> None:
                 pages.append(page)
             for page in pages:  # every page has drawn at least one live update
                 await page.wait_for_function("window.__noxBench.length > 0", timeout=30_000)
-            emit("ready", connected=len(pages), failed=0, errors=[], connect_seconds=time.monotonic() - started)
+            emit(
+                "ready", connected=len(pages), failed=0, errors=[], connect_seconds=time.monotonic() - started
+            )
 
             loop = asyncio.get_running_loop()
             window_started = time.monotonic()

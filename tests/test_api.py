@@ -128,3 +128,22 @@ def test_openapi_lists_the_routes(api: TestClient) -> None:
     spec = api.get("/api/v1/openapi.json").json()
     assert {"/auth/token", "/me", "/users"} <= set(spec["paths"])
     assert api.get("/api/v1/docs").status_code == 200
+
+
+def test_token_scopes_limit_what_a_token_opens(api: TestClient, accounts: Services) -> None:
+    admin = accounts.users.get_by_username("admin")
+
+    def headers(*scopes: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {accounts.auth.issue_token(admin, scopes=frozenset(scopes)).token}"}
+
+    scraper = headers("metrics:read")
+    assert api.get("/api/v1/users", headers=scraper).status_code == 403
+    assert "lacks the 'admin' scope" in api.get("/api/v1/users", headers=scraper).json()["detail"]
+    assert api.get("/api/v1/metrics/current", headers=scraper).status_code == 403
+    reader = headers("read")
+    assert api.get("/api/v1/metrics/current", headers=reader).status_code == 200
+    assert api.get("/api/v1/users", headers=reader).status_code == 403
+    assert api.get("/api/v1/users", headers=headers("admin")).status_code == 200
+    assert (
+        api.get("/api/v1/metrics/current", headers=headers("admin")).status_code == 200
+    )  # admin includes read

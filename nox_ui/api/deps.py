@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from nox_ui.app import Services
-from nox_ui.errors import Unauthenticated
+from nox_ui.errors import Forbidden, Unauthenticated
 from nox_ui.roles import Principal, Role, authorize
 
 _bearer = HTTPBearer(auto_error=False, description="A token from POST /auth/token or a personal access token")
@@ -31,9 +31,28 @@ def current_principal(
     return principal
 
 
+# What a route for each role asks of a token's scopes; a wider scope includes the narrower ones.
+SCOPE_FOR_ROLE = {Role.VIEWER: "read", Role.OPERATOR: "write", Role.ADMIN: "admin"}
+_SCOPE_LADDER = ("read", "write", "admin")
+
+
+def has_scope(scopes: frozenset[str], needed: str) -> bool:
+    if needed in scopes:
+        return True
+    if needed not in _SCOPE_LADDER:
+        return False
+    return any(scope in scopes for scope in _SCOPE_LADDER[_SCOPE_LADDER.index(needed) :])
+
+
 def require_role(minimum: Role) -> Callable[..., Principal]:
+    """The caller's role must reach `minimum` and the token must carry the matching scope."""
+    scope = SCOPE_FOR_ROLE[minimum]
+
     def dependency(principal: Principal = Depends(current_principal)) -> Principal:
-        return authorize(principal, minimum)
+        authorize(principal, minimum)
+        if not has_scope(principal.scopes, scope):
+            raise Forbidden(f"this token lacks the {scope!r} scope")
+        return principal
 
     return dependency
 

@@ -210,9 +210,8 @@ class _RateCollector(Collector):
         elapsed = now - before[0]
         for metric, field in fields.items():
             delta = getattr(counters, field) - getattr(before[1], field)
-            values[series_id(metric, labels)] = round(
-                max(0.0, delta / elapsed), 2
-            )  # counters reset on reboot
+            # max(0, ...): counters restart from zero when a device resets
+            values[series_id(metric, labels)] = round(max(0.0, delta / elapsed), 2)
         return values
 
 

@@ -130,9 +130,8 @@ class HistoryStore:
     def add(self, sample: Sample) -> None:
         self.ring.append(sample.ts, sample.values)
         if self._flushed_until is None:
-            self._flushed_until = int(
-                sample.ts // MINUTE * MINUTE
-            )  # the first minute may be partial: skip it
+            # The first minute may be partial; its rollup covers what this process sampled of it.
+            self._flushed_until = int(sample.ts // MINUTE * MINUTE)
 
     def completed_minutes(self, now: float) -> list[tuple[int, dict[str, tuple[float, float, float]]]]:
         """Aggregate every finished minute not yet written (runs on the event loop: RAM only)."""

@@ -1,0 +1,354 @@
+"""The results table (console and Markdown) and docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from bench.util import MIB
+
+
+@dataclass
+class Row:
+    metric: str
+    nox: str
+    reference: str
+    value: str
+    target: str
+    ok: bool | None  # None: informational, no target
+
+    @property
+    def result(self) -> str:
+        return "—" if self.ok is None else ("pass" if self.ok else "FAIL")
+
+
+HEADERS = ("metric", "Nox UI", "Glances / floor", "ratio or value", "target", "result")
+
+
+def _f(value: float, digits: int = 1, unit: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.{digits}f}{unit}"
+
+
+def _check(value: float, ok: bool) -> bool:
+    return ok and not math.isnan(value)
+
+
+def build_rows(r: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    a = r.get("sample_cost")
+    if a:
+        rows.append(
+            Row(
+                "(a) one sample: Sampler.sample() vs bare psutil calls",
+                _f(a["sampler_us"], 0, " µs"),
+                _f(a["floor_us"], 0, " µs (floor)"),
+                _f(a["ratio"], 2, "×"),
+                "≤ 1.30×",
+                _check(a["ratio"], a["ratio"] <= 1.3),
+            )
+        )
+    nox, gl = r.get("nox", {}), r.get("glances", {})
+    one = nox.get("levels", {}).get("1")
+    if one and gl.get("poll_cpu_percent") is not None:
+        ratio = one["cpu_percent"] / gl["poll_cpu_percent"] if gl["poll_cpu_percent"] else float("nan")
+        rows.append(
+            Row(
+                "(b) server CPU: 1 live dashboard vs Glances /api/4/all polled at 1 Hz",
+                _f(one["cpu_percent"], 2, " %"),
+                _f(gl["poll_cpu_percent"], 2, " %"),
+                _f(ratio, 2, "×"),
+                "≤ 0.50×",
+                _check(ratio, ratio <= 0.5),
+            )
+        )
+    for n, level in sorted(nox.get("levels", {}).items(), key=lambda item: int(item[0])):
+        last = int(n) == 50
+        rows.append(
+            Row(
+                f"(c) server CPU, {n} dashboard(s), % of one core",
+                _f(level["cpu_percent"], 2, " %"),
+                "—",
+                f"+{_f(level['cpu_per_client'], 3)} %/client over idle",
+                "≤ 15 % at 50" if last else "",
+                _check(level["cpu_percent"], level["cpu_percent"] <= 15) if last else None,
+            )
+        )
+        rows.append(
+            Row(
+                f"(c) RSS growth per client, {n} dashboard(s)",
+                _f(level["rss_per_client_mib"], 2, " MiB"),
+                "—",
+                f"{_f(level['rss_before_mib'], 1)} → {_f(level['rss_after_mib'], 1)} MiB",
+                "≤ 1.5 MiB at 50" if last else "",
+                _check(level["rss_per_client_mib"], level["rss_per_client_mib"] <= 1.5) if last else None,
+            )
+        )
+        rows.append(
+            Row(
+                f"(c) update latency p50 / p95, {n} dashboard(s)",
+                f"{_f(level['p50_ms'], 0)} / {_f(level['p95_ms'], 0)} ms",
+                "—",
+                f"{level['updates']} updates, max {_f(level['max_ms'], 0)} ms",
+                "p95 ≤ 250 ms at 50" if last else "",
+                _check(level["p95_ms"], level["p95_ms"] <= 250) if last else None,
+            )
+        )
+    cmp_ = nox.get("browser_check")
+    if cmp_:
+        for label, key in (("simulated", "sim"), ("Chromium", "chromium")):
+            side = cmp_.get(key)
+            if not side:
+                continue
+            rows.append(
+                Row(
+                    f"(c) check: 3 {label} dashboards, server CPU per client over idle",
+                    _f(side["cpu_per_client"], 3, " %"),
+                    "—",
+                    f"total {_f(side['cpu_percent'], 2)} %, p50/p95 {_f(side['p50_ms'], 0)}/{_f(side['p95_ms'], 0)} ms",
+                    "",
+                    None,
+                )
+            )
+    d_nox, d_gl = nox.get("rps"), gl.get("rps")
+    if d_nox and d_gl:
+        ratio = d_nox["rps"] / d_gl["rps"] if d_gl["rps"] else float("nan")
+        rows.append(
+            Row(
+                f"(d) req/s: /api/v1/metrics/current vs /api/4/all ({d_nox['connections']} conn, {d_nox['seconds']} s)",
+                _f(d_nox["rps"], 0),
+                _f(d_gl["rps"], 0),
+                _f(ratio, 2, "×"),
+                "≥ 2×",
+                _check(ratio, ratio >= 2 and d_nox["non_2xx"] == 0),
+            )
+        )
+    e = r.get("history")
+    if e:
+        for label in ("24h", "7d", "30d"):
+            part = e.get(label)
+            if not part:
+                continue
+            target = label == "30d"
+            rows.append(
+                Row(
+                    f"(e) history query {label.replace('h', ' h').replace('d', ' d')} ({part['tier']} tier), uncached p50 / p95",
+                    f"{_f(part['uncached_p50_ms'], 1)} / {_f(part['uncached_p95_ms'], 1)} ms",
+                    "—",
+                    f"cached {_f(part['cached_p50_ms'], 2)} / {_f(part['cached_p95_ms'], 2)} ms",
+                    "p95 ≤ 50 ms" if target else "",
+                    _check(part["uncached_p95_ms"], part["uncached_p95_ms"] <= 50) if target else None,
+                )
+            )
+    if nox.get("idle_rss") and gl.get("idle_rss"):
+        ratio = nox["idle_rss"] / gl["idle_rss"]
+        rows.append(
+            Row(
+                "(f) idle RSS 20 s after start",
+                _f(nox["idle_rss"] / MIB, 1, " MiB"),
+                _f(gl["idle_rss"] / MIB, 1, " MiB"),
+                _f(ratio, 2, "×"),
+                "≤ 1.50×",
+                _check(ratio, ratio <= 1.5),
+            )
+        )
+    if nox.get("idle_cpu_percent") is not None and gl.get("idle_cpu_percent") is not None:
+        rows.append(
+            Row(
+                "(f) idle CPU, no client (10 s window)",
+                _f(nox["idle_cpu_percent"], 2, " %"),
+                _f(gl["idle_cpu_percent"], 2, " %"),
+                "Nox samples at 1 Hz; Glances only on request",
+                "",
+                None,
+            )
+        )
+    return rows
+
+
+def text_table(rows: list[Row]) -> str:
+    cells = [HEADERS, *[(r.metric, r.nox, r.reference, r.value, r.target, r.result) for r in rows]]
+    widths = [max(len(str(row[i])) for row in cells) for i in range(len(HEADERS))]
+    lines = []
+    for index, row in enumerate(cells):
+        lines.append("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(rows: list[Row]) -> str:
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    for r in rows:
+        result = f"**{r.result}**" if r.ok is False else r.result
+        lines.append(f"| {r.metric} | {r.nox} | {r.reference} | {r.value} | {r.target} | {result} |")
+    return "\n".join(lines)
+
+
+HOW = """\
+## How it was measured
+
+Everything runs on this one machine; servers listen on 127.0.0.1 only. The harness starts each
+server as a subprocess in a fresh temporary data dir, measures it from outside with psutil, and
+ends every process it started when it finishes (or fails). Load generators and simulated clients
+run in processes of their own, so their CPU is never counted as the server's. On a 2-core machine
+they still compete with the server for the cores, which shows in the latencies.
+
+- **CPU %** of a server = Δ(user + system CPU time of its process tree, all threads) / Δ(wall
+  time) × 100, i.e. percent of one core. "per client over idle" subtracts the same server's idle
+  CPU (measured with no client, after a warm-up page load) and divides by the number of clients.
+- **(a) sample cost**: in the harness process, `Sampler(default_collectors()).sample()` against a
+  function that makes only the psutil calls of one steady-state sample (`cpu_times(percpu=True)`,
+  `os.getloadavg`, `virtual_memory`, `swap_memory`, `disk_usage` for each real mount (the list is
+  cached for 60 s by the collector, read once here), `disk_io_counters(perdisk=True)`,
+  `net_io_counters(pernic=True)`, `pids()`; the sensors are read only when the host has them, since
+  the collector looks for absent sensors once every 5 minutes). Both warmed up; then rounds of
+  ~0.6 s of calls each, alternating which side goes first; the figure is the median of the
+  per-round means.
+- **(b)/(c) live dashboards**: `nox-ui serve` (NOX_DATA_DIR in a temp dir, free port, default
+  1 s sample interval, default log level), a viewer created with `nox-ui users create bench --role
+  viewer --password-stdin`, and session cookies from `AuthService.start_session` called in the
+  harness on the same SQLite file (one session per client). A fresh server per level (1, 10, 50);
+  each gets one warm-up dashboard (opened and closed, then the 10 s reconnect timeout is let run
+  out so NiceGUI deletes it) before the idle baseline and RSS before are taken. A simulated client
+  does on the wire what `nicegui.js` does: GET `/` with the cookie (and the cookies NiceGUI sets),
+  the socket query parsed from the page (`client_id`, `next_message_id`, `implicit_handshake`),
+  python-socketio over a websocket at `/_nicegui_ws/socket.io` with that query plus
+  `document_id`/`tab_id`/`old_tab_id`; the page asks for the implicit handshake, so the connect
+  itself is the handshake (an explicit `handshake` emit is sent when a page asks for it); every
+  message is read, `ack`ed every 3 s like the browser does. After all clients received their
+  first chart update and 5 s more, CPU is measured over the window; RSS after is read at its end.
+  **Latency** = time a `run_javascript` message calling `noxAppend({chart_id: [ts_ms, ...]})`
+  is received minus `ts_ms` (the sample's own timestamp, taken at the start of sampling), so it
+  includes the sampling, the view-model work, NiceGUI's outbox and the socket.
+  **RSS growth per client** = (RSS with n clients − RSS before) / n. (b) uses the 1-dashboard level.
+- **Chromium check**: on the 1-dashboard server, after that level, 3 simulated dashboards and then
+  3 headless system-Chromium pages (Playwright, one context each, signed in with the `nox_session`
+  cookie; flags `--no-sandbox --disable-gpu --disable-background-networking
+  --disable-component-update --no-first-run --disable-sync`), each against its own idle baseline.
+  In the pages, `window.noxAppend` is wrapped to record `Date.now() − ts_ms`.
+- **Glances**: installed by the harness into `bench/.venv-glances` (`pip install 'glances[web]'`:
+  the `web` extra brings FastAPI/uvicorn, which `glances -w` needs), run as `glances -w
+  --disable-webui --disable-check-update -B 127.0.0.1 -p PORT` with its defaults otherwise (stats
+  refreshed on request, at most once per `--cached-time` 1 s). (b): a 1 Hz poller in the harness
+  reads the full `/api/4/all` body. Note that `/api/4/all` carries more than Nox's sample (the
+  process list, for one), which is what Glances pays for on every refresh.
+- **(d) requests/s**: `wrk -t1 -c16 -d10s` (or, without wrk, an aiohttp generator in its own
+  process with 16 keep-alive connections) after a 3 s warm-up run, against
+  `GET /api/v1/metrics/current` with a bearer token from `POST /api/v1/auth/token` and against
+  Glances `GET /api/4/all`. Any non-2xx answer fails the row.
+- **(e) history**: a migrated SQLite database, 30 days of 1-minute rows plus the matching 1-hour
+  rows for 40 series (this host's own series, topped up) inserted with `executemany`; then
+  `HistoryStore.query(series, since, until)` 200 times per range on a random series. "Uncached"
+  shifts the range by a random whole number of seconds every time so the diskcache key never
+  repeats (the cache write after a miss is included); "cached" repeats one range.
+- **(f) idle RSS**: RSS of the server process tree 20 s after start with no client; idle CPU over
+  seconds 10–20.
+"""
+
+
+def markdown(r: dict[str, Any], rows: list[Row]) -> str:
+    m = r["machine"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Generated by `make bench` on {r['date']} (whole run: {r['total_seconds']:.0f} s). "
+        "Numbers are from that one run on the machine below; rerun `make bench` to refresh this file.",
+        "",
+        "## Machine",
+        "",
+        f"- CPU: {m['cpu_model']}, {m['logical_cpus']} logical CPUs ({m['physical_cores']} cores)",
+        f"- RAM: {m['ram_gib']:.1f} GiB",
+        f"- Kernel: {m['kernel']} ({m['os']})",
+        f"- Python {m['python']}, NiceGUI {m['nicegui']}, psutil {m['psutil']}",
+        f"- Glances {m.get('glances', 'n/a')}; load generator: {m.get('loadgen', 'n/a')}; "
+        f"Chromium {m.get('chromium', 'n/a')}",
+        "",
+        "## Results",
+        "",
+        markdown_table(rows),
+        "",
+        f"Targets met: {sum(1 for x in rows if x.ok)} of {sum(1 for x in rows if x.ok is not None)}.",
+        "",
+    ]
+    lines += details(r)
+    lines += ["", HOW]
+    notes = r.get("notes") or []
+    if notes:
+        lines += ["## Notes from this run", ""] + [f"- {note}" for note in notes] + [""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def details(r: dict[str, Any]) -> list[str]:
+    out = ["## Details", ""]
+    nox, gl = r.get("nox", {}), r.get("glances", {})
+    levels = nox.get("levels", {})
+    if levels:
+        out += [
+            "Live dashboards (simulated clients; a fresh server per level):",
+            "",
+            "| clients | CPU % | idle CPU % | CPU %/client over idle | RSS before → after (MiB) | MiB/client "
+            "| p50 / p95 / max ms | msgs/s per client | bytes/s per client |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for n, lv in sorted(levels.items(), key=lambda item: int(item[0])):
+            out.append(
+                f"| {n} | {_f(lv['cpu_percent'], 2)} | {_f(lv['idle_cpu_percent'], 2)} | "
+                f"{_f(lv['cpu_per_client'], 3)} | {_f(lv['rss_before_mib'], 1)} → {_f(lv['rss_after_mib'], 1)} | "
+                f"{_f(lv['rss_per_client_mib'], 2)} | {_f(lv['p50_ms'], 0)} / {_f(lv['p95_ms'], 0)} / "
+                f"{_f(lv['max_ms'], 0)} | {_f(lv['messages_per_client_per_s'], 2)} | "
+                f"{_f(lv['bytes_per_client_per_s'], 0)} |"
+            )
+        out.append("")
+    cmp_ = nox.get("browser_check")
+    if cmp_:
+        out += [
+            "Simulation check (same server, 3 clients each, own idle baseline before each):",
+            "",
+            "| clients | CPU % | idle CPU % | CPU %/client over idle | p50 / p95 ms |",
+            "|---|---|---|---|---|",
+        ]
+        for label, key in (("3 simulated", "sim"), ("3 Chromium pages", "chromium")):
+            side = cmp_.get(key)
+            if side:
+                out.append(
+                    f"| {label} | {_f(side['cpu_percent'], 2)} | {_f(side['idle_cpu_percent'], 2)} | "
+                    f"{_f(side['cpu_per_client'], 3)} | {_f(side['p50_ms'], 0)} / {_f(side['p95_ms'], 0)} |"
+                )
+        out.append("")
+    for name, side in (
+        ("Nox UI /api/v1/metrics/current", nox.get("rps")),
+        ("Glances /api/4/all", gl.get("rps")),
+    ):
+        if side:
+            out.append(
+                f"- {name}: {_f(side['rps'], 0)} req/s with {side['tool']}, {side['requests']} requests, "
+                f"{side['non_2xx']} non-2xx, latency p50 {_f(side['p50_ms'], 1)} ms / p99 {_f(side['p99_ms'], 1)} ms"
+                + (f", socket errors: {side['socket_errors']}" if side.get("socket_errors") else "")
+                + (f", body {side['body_bytes']} bytes" if side.get("body_bytes") else "")
+            )
+    if gl.get("poll_cpu_percent") is not None:
+        out.append(
+            f"- Glances with the 1 Hz poller: {_f(gl['poll_cpu_percent'], 2)} % CPU over "
+            f"{_f(gl.get('poll_seconds', 0), 0)} s ({gl.get('poll_ok', 0)} answers, {gl.get('poll_failed', 0)} failed)"
+        )
+    a = r.get("sample_cost")
+    if a:
+        out.append(
+            f"- Sample cost: {a['rounds']} rounds × {a['iterations_per_round']} calls per side; "
+            f"{a['series_per_sample']} series per sample, mounts {a['mounts']}, "
+            f"sensors {'present' if a['sensors_present'] else 'absent'}, {a['processes']} processes; "
+            f"sampler rounds {min(a['sampler_rounds_us']):.0f}–{max(a['sampler_rounds_us']):.0f} µs, "
+            f"floor rounds {min(a['floor_rounds_us']):.0f}–{max(a['floor_rounds_us']):.0f} µs"
+        )
+    e = r.get("history")
+    if e:
+        out.append(
+            f"- History: {e['series']} series, {e['minute_rows']} minute rows + {e['hour_rows']} hour rows, "
+            f"database {e['db_mib']:.0f} MiB, filled in {e['fill_seconds']:.1f} s; points per answer: "
+            + ", ".join(f"{k} {e[k]['points']}" for k in ("24h", "7d", "30d") if k in e)
+        )
+    out.append("")
+    return out

@@ -19,7 +19,7 @@ def prepare(settings: Settings) -> Services:
     settings.prepare_data_dir()
     if not settings.database_url:
         settings.create_private_file(settings.data_dir / "nox.db")
-    migrate.upgrade(settings.resolved_database_url)
+    migrate.upgrade_if_needed(settings.resolved_database_url)
     return build_services(settings)
 
 
@@ -74,5 +74,8 @@ def serve(settings: Settings) -> None:
         favicon="🖥️",
         uvicorn_logging_level=settings.log_level.lower() if settings.log_level != "SUCCESS" else "info",
         log_config=None,
+        # One line per HTTP request costs more than answering many API calls; sign-ins and changes
+        # are logged by the services themselves. NOX_LOG_LEVEL=DEBUG turns the access log on.
+        access_log=settings.log_level in {"TRACE", "DEBUG"},
         reconnect_timeout=10.0,
     )

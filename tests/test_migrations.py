@@ -40,3 +40,14 @@ def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
     assert migrate.current_revision(url) is None
     migrate.upgrade(url)
     assert migrate.current_revision(url) == migrate.head_revision(url)
+
+
+def test_head_constant_matches_the_scripts(tmp_path: Path) -> None:
+    """serve skips Alembic when the database is at HEAD_REVISION, so the constant must be the real head."""
+    url = f"sqlite:///{tmp_path / 'head.db'}"
+    assert migrate.HEAD_REVISION == migrate.head_revision(url)
+    migrate.upgrade_if_needed(url)
+    assert migrate.current_revision(url) == migrate.HEAD_REVISION
+    migrate.downgrade(url, "0001")
+    migrate.upgrade_if_needed(url)
+    assert migrate.current_revision(url) == migrate.HEAD_REVISION

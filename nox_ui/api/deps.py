@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from nox_ui.app import Services
@@ -14,18 +15,22 @@ from nox_ui.roles import Principal, Role, authorize
 _bearer = HTTPBearer(auto_error=False, description="A token from POST /auth/token or a personal access token")
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def current_principal(
+async def current_principal(
     services: Services = Depends(get_services),
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
 ) -> Principal:
     if credentials is None:
         raise Unauthenticated("missing bearer token")
-    principal = services.auth.resolve_token(credentials.credentials)
+    # A token seen in the last seconds is answered from memory; otherwise the database is read in a
+    # worker thread, so the event loop (and every live dashboard) never waits on it.
+    principal = services.auth.cached_token(credentials.credentials)
+    if principal is None:
+        principal = await run_in_threadpool(services.auth.resolve_token, credentials.credentials)
     if principal is None:
         raise Unauthenticated("invalid or expired token")
     return principal
@@ -44,11 +49,11 @@ def has_scope(scopes: frozenset[str], needed: str) -> bool:
     return any(scope in scopes for scope in _SCOPE_LADDER[_SCOPE_LADDER.index(needed) :])
 
 
-def require_role(minimum: Role) -> Callable[..., Principal]:
+def require_role(minimum: Role) -> Callable[..., Awaitable[Principal]]:
     """The caller's role must reach `minimum` and the token must carry the matching scope."""
     scope = SCOPE_FOR_ROLE[minimum]
 
-    def dependency(principal: Principal = Depends(current_principal)) -> Principal:
+    async def dependency(principal: Principal = Depends(current_principal)) -> Principal:
         authorize(principal, minimum)
         if not has_scope(principal.scopes, scope):
             raise Forbidden(f"this token lacks the {scope!r} scope")

@@ -87,38 +87,49 @@ class CpuCollector(Collector):
     def __init__(self) -> None:
         # One psutil call per sample; totals and per-core numbers are both derived from it.
         self._previous = psutil.cpu_times(percpu=True)
+        fields = self._previous[0]._fields
+        at = {name: fields.index(name) if name in fields else None for name in _CPU_FIELDS}
+        self._at = at
+        self._idle = fields.index("idle")
+        self._iowait = at["iowait"]
+        # guest time is already counted in user time on Linux
+        self._skip = [i for i in (at["guest"], at["guest_nice"]) if i is not None]
+        self._core_ids: list[str] = []
 
     def collect(self, now: float) -> Values:
         current = psutil.cpu_times(percpu=True)
+        at = self._at
+        if len(self._core_ids) != len(current):
+            self._core_ids = [series_id("cpu.core.percent", {"core": str(i)}) for i in range(len(current))]
         values: Values = {}
-        sums: dict[str, float] = {
-            "total": 0.0,
-            "idle": 0.0,
-            "user": 0.0,
-            "system": 0.0,
-            "iowait": 0.0,
-            "steal": 0.0,
-        }
-        for index, (before, after) in enumerate(zip(self._previous, current, strict=False)):
-            delta = {field: getattr(after, field) - getattr(before, field) for field in after._fields}
-            total = sum(delta.values()) - delta.get("guest", 0.0) - delta.get("guest_nice", 0.0)
-            idle = delta.get("idle", 0.0) + delta.get("iowait", 0.0)
-            values[series_id("cpu.core.percent", {"core": str(index)})] = _percent(total - idle, total)
-            sums["total"] += total
-            sums["idle"] += idle
-            for field in ("user", "system", "iowait", "steal"):
-                sums[field] += delta.get(field, 0.0) + (delta.get("nice", 0.0) if field == "user" else 0.0)
+        total_sum = idle_sum = 0.0
+        parts = dict.fromkeys(("user", "nice", "system", "iowait", "steal"), 0.0)
+        for sid, before, after in zip(self._core_ids, self._previous, current, strict=False):
+            delta = [a - b for a, b in zip(after, before, strict=False)]
+            total = sum(delta) - sum(delta[i] for i in self._skip)
+            idle = delta[self._idle] + (delta[self._iowait] if self._iowait is not None else 0.0)
+            values[sid] = _percent(total - idle, total)
+            total_sum += total
+            idle_sum += idle
+            for name in parts:
+                index = at[name]
+                if index is not None:
+                    parts[name] += delta[index]
         self._previous = current
-        values["cpu.percent"] = _percent(sums["total"] - sums["idle"], sums["total"])
-        for field in ("user", "system", "iowait", "steal"):
-            values[f"cpu.{field}_percent"] = _percent(sums[field], sums["total"])
-        one, five, fifteen = os.getloadavg()
-        values["load.1"], values["load.5"], values["load.15"] = one, five, fifteen
+        values["cpu.percent"] = _percent(total_sum - idle_sum, total_sum)
+        values["cpu.user_percent"] = _percent(parts["user"] + parts["nice"], total_sum)
+        values["cpu.system_percent"] = _percent(parts["system"], total_sum)
+        values["cpu.iowait_percent"] = _percent(parts["iowait"], total_sum)
+        values["cpu.steal_percent"] = _percent(parts["steal"], total_sum)
+        values["load.1"], values["load.5"], values["load.15"] = os.getloadavg()
         return values
 
 
+_CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "steal", "guest", "guest_nice")
+
+
 def _percent(part: float, whole: float) -> float:
-    return round(max(0.0, min(100.0, part / whole * 100.0)), 2) if whole > 0 else 0.0
+    return max(0.0, min(100.0, part / whole * 100.0)) if whole > 0 else 0.0
 
 
 class MemoryCollector(Collector):
@@ -160,7 +171,7 @@ class DiskUsageCollector(Collector):
     REFRESH_MOUNTS_EVERY = 60.0
 
     def __init__(self) -> None:
-        self._mounts: list[str] = []
+        self._mounts: list[tuple[str, str, str, str]] = []  # mount point and its three series ids
         self._mounts_at = -1e9
 
     def mounts(self, now: float) -> list[str]:
@@ -175,21 +186,29 @@ class DiskUsageCollector(Collector):
                 ):
                     continue
                 seen.add(part.mountpoint)
-                mounts.append(part.mountpoint)
+                labels = {"mount": part.mountpoint}
+                mounts.append(
+                    (
+                        part.mountpoint,
+                        series_id("disk.total_bytes", labels),
+                        series_id("disk.used_bytes", labels),
+                        series_id("disk.used_percent", labels),
+                    )
+                )
             self._mounts, self._mounts_at = mounts, now
-        return self._mounts
+        return [mount for mount, *_ in self._mounts]
 
     def collect(self, now: float) -> Values:
         values: Values = {}
-        for mount in self.mounts(now):
+        self.mounts(now)
+        for mount, total_id, used_id, percent_id in self._mounts:
             try:
                 usage = psutil.disk_usage(mount)
             except OSError:
                 continue  # unmounted since the list was read; the next refresh drops it
-            labels = {"mount": mount}
-            values[series_id("disk.total_bytes", labels)] = float(usage.total)
-            values[series_id("disk.used_bytes", labels)] = float(usage.used)
-            values[series_id("disk.used_percent", labels)] = round(usage.percent, 2)
+            values[total_id] = float(usage.total)
+            values[used_id] = float(usage.used)
+            values[percent_id] = usage.percent
         return values
 
 
@@ -198,6 +217,7 @@ class _RateCollector(Collector):
 
     def __init__(self) -> None:
         self._previous: dict[str, tuple[float, Any]] = {}
+        self._ids: dict[str, list[tuple[str, str]]] = {}  # key -> [(series id, counter field)]
 
     def rates(
         self, now: float, key: str, counters: Any, fields: dict[str, str], labels: dict[str, str]
@@ -207,11 +227,14 @@ class _RateCollector(Collector):
         self._previous[key] = (now, counters)
         if before is None or now <= before[0]:
             return values
+        ids = self._ids.get(key)
+        if ids is None:
+            ids = self._ids[key] = [(series_id(metric, labels), field) for metric, field in fields.items()]
         elapsed = now - before[0]
-        for metric, field in fields.items():
-            delta = getattr(counters, field) - getattr(before[1], field)
+        previous = before[1]
+        for sid, field in ids:
             # max(0, ...): counters restart from zero when a device resets
-            values[series_id(metric, labels)] = round(max(0.0, delta / elapsed), 2)
+            values[sid] = max(0.0, (getattr(counters, field) - getattr(previous, field)) / elapsed)
         return values
 
 
@@ -320,7 +343,7 @@ class SystemCollector(Collector):
 
     def collect(self, now: float) -> Values:
         return {
-            "system.uptime_seconds": round(time.time() - self._boot, 1),
+            "system.uptime_seconds": time.time() - self._boot,
             "system.processes": float(len(psutil.pids())),
         }
 

@@ -4,6 +4,7 @@ on one bus that every open page subscribes to."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class MetricsService:
         self.client_count: Callable[[], int] = lambda: 0  # set by the web layer
         self._task: asyncio.Task[None] | None = None
         self._flush: asyncio.Task[None] | None = None
+        self._current_json: tuple[Sample | None, bytes] | None = None
 
     # -- the loop ----------------------------------------------------------------------------------
 
@@ -96,6 +98,22 @@ class MetricsService:
     @property
     def last(self) -> Sample | None:
         return self.sampler.last
+
+    def current_json(self) -> bytes:
+        """The last sample as the JSON body of GET /api/v1/metrics/current, encoded once per sample."""
+        sample = self.sampler.last
+        if self._current_json is not None and self._current_json[0] is sample:
+            return self._current_json[1]
+        body = {
+            "ts": sample.ts if sample else 0.0,
+            "sample_duration_ms": round(sample.duration * 1000, 3) if sample else 0.0,
+            "degraded": self.sampler.degraded(),
+            # collectors keep full precision (Prometheus gets it); three decimals read better in JSON
+            "values": {sid: round(value, 3) for sid, value in sample.values.items()} if sample else {},
+        }
+        encoded = json.dumps(body, separators=(",", ":")).encode()
+        self._current_json = (sample, encoded)
+        return encoded
 
     def running(self) -> bool:
         last = self.sampler.last

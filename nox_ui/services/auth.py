@@ -26,6 +26,7 @@ LOGIN_FAILED = "Invalid username or password."
 SESSION_COOKIE = "nox_session"
 TOKEN_PREFIX = "nox_"
 ALL_SCOPES = frozenset({"read", "write", "admin", "metrics:read"})
+TOKEN_CACHE_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,10 @@ class AuthService:
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._tickets: dict[str, tuple[int, float]] = {}
         self._tickets_lock = threading.Lock()
+        # token hash -> (valid until, monotonic; principal): API clients polling every second would
+        # otherwise cost a database read per request. Emptied whenever credentials end.
+        self._token_cache: dict[str, tuple[float, Principal]] = {}
+        users.on_sessions_ended(lambda _ids: self._token_cache.clear())
 
     # -- passwords ---------------------------------------------------------------------------------
 
@@ -218,12 +223,35 @@ class AuthService:
             session.refresh(record)
         return IssuedToken(token=token, record=record)
 
+    def cached_token(self, token: str | None) -> Principal | None:
+        """The principal of a token checked in the last few seconds, without touching the database."""
+        if not token:
+            return None
+        cached = self._token_cache.get(hash_secret(token))
+        return cached[1] if cached is not None and cached[0] > time.monotonic() else None
+
     def resolve_token(self, token: str | None) -> Principal | None:
         if not token or not token.startswith(TOKEN_PREFIX):
             return None
+        token_hash = hash_secret(token)
+        now = time.monotonic()
+        cached = self._token_cache.get(token_hash)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        found = self._resolve_token_from_db(token_hash)
+        if found is None:
+            return None
+        principal, seconds_left = found
+        if len(self._token_cache) > 10_000:
+            self._token_cache.clear()
+        # never cached beyond the token's own expiry
+        self._token_cache[token_hash] = (now + min(TOKEN_CACHE_SECONDS, seconds_left), principal)
+        return principal
+
+    def _resolve_token_from_db(self, token_hash: str) -> tuple[Principal, float] | None:
         now = utcnow()
         with self.db.session() as session:
-            record = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_secret(token))).first()
+            record = session.exec(select(ApiToken).where(ApiToken.token_hash == token_hash)).first()
             if record is None or record.revoked_at is not None:
                 return None
             if record.expires_at is not None and record.expires_at <= now:
@@ -234,9 +262,9 @@ class AuthService:
             if record.last_used_at is None or now - record.last_used_at > self.session_policy.touch_every:
                 record.last_used_at = now
                 session.commit()
-            return _principal(
-                user, via="token", credential_id=record.id, scopes=frozenset(record.scopes.split())
-            )
+            seconds_left = (record.expires_at - now).total_seconds() if record.expires_at else float("inf")
+            scopes = frozenset(record.scopes.split())
+            return _principal(user, via="token", credential_id=record.id, scopes=scopes), seconds_left
 
     def revoke_token(self, token_id: int) -> None:
         with self.db.session() as session:
@@ -244,6 +272,7 @@ class AuthService:
             if record is not None and record.revoked_at is None:
                 record.revoked_at = utcnow()
                 session.commit()
+        self._token_cache.clear()
 
 
 def _principal(user: User, *, via: str, credential_id: int | None, scopes: frozenset[str]) -> Principal:

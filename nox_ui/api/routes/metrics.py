@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
 from pydantic import BaseModel
 
 from nox_ui.api.deps import get_services, require_role
@@ -58,19 +59,17 @@ def parse_time(value: str | None, name: str) -> float | None:
     return moment.timestamp()
 
 
-@router.get("/metrics/current", response_model=CurrentOut, summary="The latest sample of every series")
-def current(
+@router.get(
+    "/metrics/current",
+    response_class=Response,
+    responses={200: {"model": CurrentOut, "content": {"application/json": {}}}},
+    summary="The latest sample of every series",
+)
+async def current(
     _viewer: Principal = Depends(require_role(Role.VIEWER)), services: Services = Depends(get_services)
-) -> CurrentOut:
-    sample = services.metrics.last
-    if sample is None:
-        return CurrentOut(ts=0, sample_duration_ms=0, degraded=services.metrics.sampler.degraded(), values={})
-    return CurrentOut(
-        ts=sample.ts,
-        sample_duration_ms=round(sample.duration * 1000, 3),
-        degraded=services.metrics.sampler.degraded(),
-        values=sample.values,
-    )
+) -> Response:
+    # Serialised once per sample for every caller (see MetricsService.current_json).
+    return Response(services.metrics.current_json(), media_type="application/json")
 
 
 @router.get("/metrics/names", response_model=list[NameOut], summary="Every metric with its unit and series")

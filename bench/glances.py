@@ -82,6 +82,13 @@ class GlancesServer:
         delay = self.started_at + seconds - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+        self.check_alive()
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(
+                f"glances (pid {self.proc.pid}) exited with {self.proc.returncode} during the run"
+            )
 
     def stop(self) -> None:
         if self.proc is not None:

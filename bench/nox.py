@@ -18,8 +18,10 @@ USERNAME = "bench"
 
 
 def nox_command() -> list[str]:
-    script = Path(sys.executable).with_name("nox-ui")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "nox_ui"]
+    """The `nox-ui` CLI through its documented twin `python -m nox_ui` (same code, same imports):
+    its command line then does not contain "nox-ui", so a broad `pkill -f nox-ui` run elsewhere on
+    the machine (e.g. another session cleaning up its own servers) cannot end ours mid-run."""
+    return [sys.executable, "-m", "nox_ui"]
 
 
 def clean_env(**overrides: str) -> dict[str, str]:
@@ -94,6 +96,14 @@ class NoxServer:
         delay = self.started_at + seconds - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+        self.check_alive()
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(
+                f"{self.name}: nox-ui serve (pid {self.proc.pid}) exited with {self.proc.returncode} "
+                f"during the run, not stopped by the harness (see {self.log_file.name})"
+            )
 
     def api_token(self) -> str:
         body = json.dumps({"username": USERNAME, "password": self.password}).encode()

@@ -45,8 +45,8 @@ def build_rows(r: dict[str, Any]) -> list[Row]:
                 "(a) one sample: Sampler.sample() vs bare psutil calls",
                 _f(a["sampler_us"], 0, " µs"),
                 _f(a["floor_us"], 0, " µs (floor)"),
-                _f(a["ratio"], 2, "×"),
-                "≤ 1.30×",
+                _f(a["ratio"], 2, "x"),
+                "≤ 1.30x",
                 _check(a["ratio"], a["ratio"] <= 1.3),
             )
         )
@@ -59,8 +59,8 @@ def build_rows(r: dict[str, Any]) -> list[Row]:
                 "(b) server CPU: 1 live dashboard vs Glances /api/4/all polled at 1 Hz",
                 _f(one["cpu_percent"], 2, " %"),
                 _f(gl["poll_cpu_percent"], 2, " %"),
-                _f(ratio, 2, "×"),
-                "≤ 0.50×",
+                _f(ratio, 2, "x"),
+                "≤ 0.50x",
                 _check(ratio, ratio <= 0.5),
             )
         )
@@ -71,7 +71,7 @@ def build_rows(r: dict[str, Any]) -> list[Row]:
                 f"(c) server CPU, {n} dashboard(s), % of one core",
                 _f(level["cpu_percent"], 2, " %"),
                 "—",
-                f"+{_f(level['cpu_per_client'], 3)} %/client over idle",
+                f"{level['cpu_per_client']:+.3f} %/client over idle",
                 "≤ 15 % at 50" if last else "",
                 _check(level["cpu_percent"], level["cpu_percent"] <= 15) if last else None,
             )
@@ -81,7 +81,8 @@ def build_rows(r: dict[str, Any]) -> list[Row]:
                 f"(c) RSS growth per client, {n} dashboard(s)",
                 _f(level["rss_per_client_mib"], 2, " MiB"),
                 "—",
-                f"{_f(level['rss_before_mib'], 1)} → {_f(level['rss_after_mib'], 1)} MiB",
+                f"{_f(level['rss_before_mib'], 1)} → {_f(level['rss_after_mib'], 1)} MiB, "
+                f"server up {_f(level.get('server_uptime_s', float('nan')), 0)} s",
                 "≤ 1.5 MiB at 50" if last else "",
                 _check(level["rss_per_client_mib"], level["rss_per_client_mib"] <= 1.5) if last else None,
             )
@@ -96,22 +97,29 @@ def build_rows(r: dict[str, Any]) -> list[Row]:
                 _check(level["p95_ms"], level["p95_ms"] <= 250) if last else None,
             )
         )
-    cmp_ = nox.get("browser_check")
-    if cmp_:
-        for label, key in (("simulated", "sim"), ("Chromium", "chromium")):
-            side = cmp_.get(key)
-            if not side:
-                continue
-            rows.append(
-                Row(
-                    f"(c) check: 3 {label} dashboards, server CPU per client over idle",
-                    _f(side["cpu_per_client"], 3, " %"),
-                    "—",
-                    f"total {_f(side['cpu_percent'], 2)} %, p50/p95 {_f(side['p50_ms'], 0)}/{_f(side['p95_ms'], 0)} ms",
-                    "",
-                    None,
-                )
+    check = nox.get("browser_check") or {}
+    sim, real = check.get("sim"), check.get("chromium")
+    if sim and real:
+        rows.append(
+            Row(
+                "(c) check: server CPU per client over idle, 3 Chromium pages vs 3 simulated",
+                _f(real["cpu_per_client"], 3, " %"),
+                _f(sim["cpu_per_client"], 3, " % (simulated)"),
+                f"total {_f(real['cpu_percent'], 2)} % vs {_f(sim['cpu_percent'], 2)} %",
+                "",
+                None,
             )
+        )
+        rows.append(
+            Row(
+                "(c) check: update latency p50 / p95, 3 Chromium pages vs 3 simulated",
+                f"{_f(real['p50_ms'], 0)} / {_f(real['p95_ms'], 0)} ms",
+                f"{_f(sim['p50_ms'], 0)} / {_f(sim['p95_ms'], 0)} ms (simulated)",
+                "in-page: includes the browser's own handling",
+                "",
+                None,
+            )
+        )
     d_nox, d_gl = nox.get("rps"), gl.get("rps")
     if d_nox and d_gl:
         ratio = d_nox["rps"] / d_gl["rps"] if d_gl["rps"] else float("nan")
@@ -120,8 +128,8 @@ def build_rows(r: dict[str, Any]) -> list[Row]:
                 f"(d) req/s: /api/v1/metrics/current vs /api/4/all ({d_nox['connections']} conn, {d_nox['seconds']} s)",
                 _f(d_nox["rps"], 0),
                 _f(d_gl["rps"], 0),
-                _f(ratio, 2, "×"),
-                "≥ 2×",
+                _f(ratio, 2, "x"),
+                "≥ 2x",
                 _check(ratio, ratio >= 2 and d_nox["non_2xx"] == 0),
             )
         )
@@ -149,8 +157,8 @@ def build_rows(r: dict[str, Any]) -> list[Row]:
                 "(f) idle RSS 20 s after start",
                 _f(nox["idle_rss"] / MIB, 1, " MiB"),
                 _f(gl["idle_rss"] / MIB, 1, " MiB"),
-                _f(ratio, 2, "×"),
-                "≤ 1.50×",
+                _f(ratio, 2, "x"),
+                "≤ 1.50x",
                 _check(ratio, ratio <= 1.5),
             )
         )
@@ -197,8 +205,14 @@ run in processes of their own, so their CPU is never counted as the server's. On
 they still compete with the server for the cores, which shows in the latencies.
 
 - **CPU %** of a server = Δ(user + system CPU time of its process tree, all threads) / Δ(wall
-  time) × 100, i.e. percent of one core. "per client over idle" subtracts the same server's idle
+  time) x 100, i.e. percent of one core. "per client over idle" subtracts the same server's idle
   CPU (measured with no client, after a warm-up page load) and divides by the number of clients.
+  psutil reads these times in clock ticks (10 ms): one tick is 0.03 % of a core over a 30 s
+  window and 0.07 % over a 15 s baseline, so per-client figures at 1 and 3 clients are within a
+  few hundredths of a percent of noise; the 10- and 50-client levels are the ones to read.
+  "machine busy" is the whole machine's busy CPU during the same window (percent of one core, all
+  processes, the harness's clients included): a value far above server + client CPU means
+  something else was running.
 - **(a) sample cost**: in the harness process, `Sampler(default_collectors()).sample()` against a
   function that makes only the psutil calls of one steady-state sample (`cpu_times(percpu=True)`,
   `os.getloadavg`, `virtual_memory`, `swap_memory`, `disk_usage` for each real mount (the list is
@@ -207,12 +221,17 @@ they still compete with the server for the cores, which shows in the latencies.
   the collector looks for absent sensors once every 5 minutes). Both warmed up; then rounds of
   ~0.6 s of calls each, alternating which side goes first; the figure is the median of the
   per-round means.
-- **(b)/(c) live dashboards**: `nox-ui serve` (NOX_DATA_DIR in a temp dir, free port, default
+- **(b)/(c) live dashboards**: `nox-ui serve` (run as `python -m nox_ui serve`, the same CLI; NOX_DATA_DIR in a temp dir, free port, default
   1 s sample interval, default log level), a viewer created with `nox-ui users create bench --role
   viewer --password-stdin`, and session cookies from `AuthService.start_session` called in the
-  harness on the same SQLite file (one session per client). A fresh server per level (1, 10, 50);
-  each gets one warm-up dashboard (opened and closed, then the 10 s reconnect timeout is let run
-  out so NiceGUI deletes it) before the idle baseline and RSS before are taken. A simulated client
+  harness on the same SQLite file (one session per client). One server per level: the
+  1-dashboard server first (it also gives (f) and the Chromium check); the 10- and 50-dashboard
+  servers are started right after (a) and (e) and wait idle until their turn, so the 5-minute
+  chart window that every new dashboard copies is full, as on a server that has been up a while
+  (the "server up" column; the two waiting servers idle in the background, ~0.4 % of a core each,
+  while the first server and Glances are measured). Each server gets one warm-up dashboard
+  (opened and closed, then the 10 s reconnect timeout is let run out so NiceGUI deletes it)
+  before its idle baseline (15 s) and RSS before are taken. A simulated client
   does on the wire what `nicegui.js` does: GET `/` with the cookie (and the cookies NiceGUI sets),
   the socket query parsed from the page (`client_id`, `next_message_id`, `implicit_handshake`),
   python-socketio over a websocket at `/_nicegui_ws/socket.io` with that query plus
@@ -223,12 +242,12 @@ they still compete with the server for the cores, which shows in the latencies.
   **Latency** = time a `run_javascript` message calling `noxAppend({chart_id: [ts_ms, ...]})`
   is received minus `ts_ms` (the sample's own timestamp, taken at the start of sampling), so it
   includes the sampling, the view-model work, NiceGUI's outbox and the socket.
-  **RSS growth per client** = (RSS with n clients − RSS before) / n. (b) uses the 1-dashboard level.
+  **RSS growth per client** = (RSS with n clients - RSS before) / n. (b) uses the 1-dashboard level.
 - **Chromium check**: on the 1-dashboard server, after that level, 3 simulated dashboards and then
   3 headless system-Chromium pages (Playwright, one context each, signed in with the `nox_session`
   cookie; flags `--no-sandbox --disable-gpu --disable-background-networking
   --disable-component-update --no-first-run --disable-sync`), each against its own idle baseline.
-  In the pages, `window.noxAppend` is wrapped to record `Date.now() − ts_ms`.
+  In the pages, `window.noxAppend` is wrapped to record `Date.now() - ts_ms`.
 - **Glances**: installed by the harness into `bench/.venv-glances` (`pip install 'glances[web]'`:
   the `web` extra brings FastAPI/uvicorn, which `glances -w` needs), run as `glances -w
   --disable-webui --disable-check-update -B 127.0.0.1 -p PORT` with its defaults otherwise (stats
@@ -245,7 +264,7 @@ they still compete with the server for the cores, which shows in the latencies.
   shifts the range by a random whole number of seconds every time so the diskcache key never
   repeats (the cache write after a miss is included); "cached" repeats one range.
 - **(f) idle RSS**: RSS of the server process tree 20 s after start with no client; idle CPU over
-  seconds 10–20.
+  seconds 10-20.
 """
 
 
@@ -263,6 +282,7 @@ def markdown(r: dict[str, Any], rows: list[Row]) -> str:
         f"- RAM: {m['ram_gib']:.1f} GiB",
         f"- Kernel: {m['kernel']} ({m['os']})",
         f"- Python {m['python']}, NiceGUI {m['nicegui']}, psutil {m['psutil']}",
+        f"- Code measured: {m.get('code', 'n/a')}",
         f"- Glances {m.get('glances', 'n/a')}; load generator: {m.get('loadgen', 'n/a')}; "
         f"Chromium {m.get('chromium', 'n/a')}",
         "",
@@ -287,19 +307,23 @@ def details(r: dict[str, Any]) -> list[str]:
     levels = nox.get("levels", {})
     if levels:
         out += [
-            "Live dashboards (simulated clients; a fresh server per level):",
+            'Live dashboards (simulated clients; one server per level, "server up" = its age when measured, '
+            "which sets how full the 5-minute chart window copied into every new page is):",
             "",
-            "| clients | CPU % | idle CPU % | CPU %/client over idle | RSS before → after (MiB) | MiB/client "
-            "| p50 / p95 / max ms | msgs/s per client | bytes/s per client |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| clients | server up (s) | CPU % | idle CPU % | CPU %/client over idle | RSS before → after (MiB) "
+            "| MiB/client | p50 / p95 / max ms | msgs/s per client | bytes/s per client | client process CPU % "
+            "| machine busy % |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for n, lv in sorted(levels.items(), key=lambda item: int(item[0])):
             out.append(
-                f"| {n} | {_f(lv['cpu_percent'], 2)} | {_f(lv['idle_cpu_percent'], 2)} | "
+                f"| {n} | {_f(lv.get('server_uptime_s', float('nan')), 0)} | {_f(lv['cpu_percent'], 2)} | "
+                f"{_f(lv['idle_cpu_percent'], 2)} | "
                 f"{_f(lv['cpu_per_client'], 3)} | {_f(lv['rss_before_mib'], 1)} → {_f(lv['rss_after_mib'], 1)} | "
                 f"{_f(lv['rss_per_client_mib'], 2)} | {_f(lv['p50_ms'], 0)} / {_f(lv['p95_ms'], 0)} / "
                 f"{_f(lv['max_ms'], 0)} | {_f(lv['messages_per_client_per_s'], 2)} | "
-                f"{_f(lv['bytes_per_client_per_s'], 0)} |"
+                f"{_f(lv['bytes_per_client_per_s'], 0)} | {_f(lv.get('client_process_cpu_percent', float('nan')), 1)} | "
+                f"{_f(lv.get('machine_busy_percent', float('nan')), 1)} |"
             )
         out.append("")
     cmp_ = nox.get("browser_check")
@@ -307,15 +331,16 @@ def details(r: dict[str, Any]) -> list[str]:
         out += [
             "Simulation check (same server, 3 clients each, own idle baseline before each):",
             "",
-            "| clients | CPU % | idle CPU % | CPU %/client over idle | p50 / p95 ms |",
-            "|---|---|---|---|---|",
+            "| clients | CPU % | idle CPU % | CPU %/client over idle | RSS before → after (MiB) | p50 / p95 ms |",
+            "|---|---|---|---|---|---|",
         ]
         for label, key in (("3 simulated", "sim"), ("3 Chromium pages", "chromium")):
             side = cmp_.get(key)
             if side:
                 out.append(
                     f"| {label} | {_f(side['cpu_percent'], 2)} | {_f(side['idle_cpu_percent'], 2)} | "
-                    f"{_f(side['cpu_per_client'], 3)} | {_f(side['p50_ms'], 0)} / {_f(side['p95_ms'], 0)} |"
+                    f"{_f(side['cpu_per_client'], 3)} | {_f(side['rss_before_mib'], 1)} → "
+                    f"{_f(side['rss_after_mib'], 1)} | {_f(side['p50_ms'], 0)} / {_f(side['p95_ms'], 0)} |"
                 )
         out.append("")
     for name, side in (
@@ -332,16 +357,17 @@ def details(r: dict[str, Any]) -> list[str]:
     if gl.get("poll_cpu_percent") is not None:
         out.append(
             f"- Glances with the 1 Hz poller: {_f(gl['poll_cpu_percent'], 2)} % CPU over "
-            f"{_f(gl.get('poll_seconds', 0), 0)} s ({gl.get('poll_ok', 0)} answers, {gl.get('poll_failed', 0)} failed)"
+            f"{_f(gl.get('poll_seconds', 0), 0)} s ({gl.get('poll_ok', 0)} answers, {gl.get('poll_failed', 0)} failed; "
+            f"machine busy {_f(gl.get('poll_machine_busy_percent', float('nan')), 1)} % of a core meanwhile)"
         )
     a = r.get("sample_cost")
     if a:
         out.append(
-            f"- Sample cost: {a['rounds']} rounds × {a['iterations_per_round']} calls per side; "
+            f"- Sample cost: {a['rounds']} rounds x {a['iterations_per_round']} calls per side; "
             f"{a['series_per_sample']} series per sample, mounts {a['mounts']}, "
             f"sensors {'present' if a['sensors_present'] else 'absent'}, {a['processes']} processes; "
-            f"sampler rounds {min(a['sampler_rounds_us']):.0f}–{max(a['sampler_rounds_us']):.0f} µs, "
-            f"floor rounds {min(a['floor_rounds_us']):.0f}–{max(a['floor_rounds_us']):.0f} µs"
+            f"sampler rounds {min(a['sampler_rounds_us']):.0f}-{max(a['sampler_rounds_us']):.0f} µs, "
+            f"floor rounds {min(a['floor_rounds_us']):.0f}-{max(a['floor_rounds_us']):.0f} µs"
         )
     e = r.get("history")
     if e:

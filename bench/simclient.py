@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import json
 import re
 import sys
@@ -114,10 +115,8 @@ class SimClient:
             message_id = data.get("_id")
             if isinstance(message_id, int) and message_id >= self.next_message_id:
                 self.next_message_id = message_id + 1
-        try:
+        with contextlib.suppress(TypeError, ValueError):
             self.bytes += len(json.dumps(args, separators=(",", ":")))
-        except (TypeError, ValueError):
-            pass
         if event != "run_javascript" or not isinstance(data, dict):
             return
         code = str(data.get("code", ""))
@@ -147,10 +146,8 @@ class SimClient:
         if self._ack_task is not None:
             self._ack_task.cancel()
         if self.sio is not None:
-            try:
+            with contextlib.suppress(Exception):  # tearing down: whatever state the socket is in
                 await asyncio.wait_for(self.sio.disconnect(), 10)
-            except Exception:  # tearing down: whatever state the socket is in
-                pass
         if self.http is not None:
             await self.http.close()
 

@@ -122,24 +122,35 @@ def rss_bytes(pid: int) -> int:
     return total
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy (all cores; idle and iowait excluded)."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
 @dataclass
 class CpuWindow:
-    """Δ(user+system CPU time) / Δwall of one process tree, in percent of one core."""
+    """Δ(user+system CPU time) / Δwall of one process tree, in percent of one core; also how busy
+    the whole machine was meanwhile (percent of one core, up to 100 x cores), to spot outside load."""
 
     pid: int
     cpu0: float = 0.0
     wall0: float = 0.0
+    busy0: float = 0.0
     percent: float = float("nan")
+    machine_percent: float = float("nan")
     seconds: float = 0.0
 
     def __enter__(self) -> CpuWindow:
-        self.cpu0, self.wall0 = cpu_seconds(self.pid), time.monotonic()
+        self.cpu0, self.busy0, self.wall0 = cpu_seconds(self.pid), machine_busy_seconds(), time.monotonic()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        cpu1, wall1 = cpu_seconds(self.pid), time.monotonic()
+        cpu1, busy1, wall1 = cpu_seconds(self.pid), machine_busy_seconds(), time.monotonic()
         self.seconds = wall1 - self.wall0
-        self.percent = (cpu1 - self.cpu0) / self.seconds * 100.0 if self.seconds > 0 else float("nan")
+        if self.seconds > 0:
+            self.percent = (cpu1 - self.cpu0) / self.seconds * 100.0
+            self.machine_percent = (busy1 - self.busy0) / self.seconds * 100.0
 
 
 def measure_cpu(pid: int, seconds: float) -> float:

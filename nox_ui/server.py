@@ -12,6 +12,14 @@ from nox_ui.config import Settings
 from nox_ui.logs import configure_logging
 
 STARTED_AT = time.monotonic()
+RECONNECT_TIMEOUT = 10.0
+
+
+def message_history_length(sample_interval: float) -> int:
+    """Messages each page keeps for replay after a reconnect. A live page gets about two per sample
+    (element updates and a chart append); NiceGUI's default of 1,000 would hold ~8 minutes of them,
+    ~1.5 MiB per open page, when only the reconnect window (10 s) is ever replayed."""
+    return int(RECONNECT_TIMEOUT / sample_interval * 3) + 30
 
 
 def prepare(settings: Settings) -> Services:
@@ -77,5 +85,6 @@ def serve(settings: Settings) -> None:
         # One line per HTTP request costs more than answering many API calls; sign-ins and changes
         # are logged by the services themselves. NOX_LOG_LEVEL=DEBUG turns the access log on.
         access_log=settings.log_level in {"TRACE", "DEBUG"},
-        reconnect_timeout=10.0,
+        reconnect_timeout=RECONNECT_TIMEOUT,
+        message_history_length=message_history_length(settings.sample_interval),
     )

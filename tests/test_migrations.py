@@ -45,7 +45,7 @@ def test_downgrade_to_base_and_back(tmp_path: Path) -> None:
 def test_head_constant_matches_the_scripts(tmp_path: Path) -> None:
     """serve skips Alembic when the database is at HEAD_REVISION, so the constant must be the real head."""
     url = f"sqlite:///{tmp_path / 'head.db'}"
-    assert migrate.HEAD_REVISION == migrate.head_revision(url)
+    assert migrate.head_revision(url) == migrate.HEAD_REVISION
     migrate.upgrade_if_needed(url)
     assert migrate.current_revision(url) == migrate.HEAD_REVISION
     migrate.downgrade(url, "0001")

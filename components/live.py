@@ -1,7 +1,7 @@
 """The dashboard's view model, computed once per sample for every open dashboard.
 
 The sampler publishes raw samples on `MetricsService.bus`. `DashboardFeed` subscribes once per
-process, turns a sample into display strings, sparklines and chart points, and re-publishes only
+process, turns a sample into display strings and chart points, and re-publishes only
 what changed on `feed.updated`. Each open page subscribes to that (NiceGUI drops the subscription
 when the tab closes) and merely assigns the changed strings to its elements."""
 
@@ -21,7 +21,6 @@ from nox_ui.metrics.series import parse_series, series_name
 from nox_ui.metrics.service import MetricsService
 
 CHART_SECONDS = 300
-SPARK_POINTS = 60
 View = dict[str, Any]
 ChartPoints = dict[str, list[float]]
 
@@ -52,22 +51,6 @@ def labelled(values: dict[str, float], name: str, label: str = "") -> dict[str, 
         if sid.startswith(name) and series_name(sid) == name:
             out[_split(sid)[1]] = value
     return out
-
-
-def sparkline(values: list[float], ceiling: float | None = None) -> str:
-    """A small inline SVG polyline; `ceiling` fixes the scale (100 for percentages)."""
-    if len(values) < 2:
-        return '<svg class="nox-spark" viewBox="0 0 120 28" preserveAspectRatio="none"></svg>'
-    top = ceiling or max(max(values), 1e-9)
-    step = 120 / (SPARK_POINTS - 1)
-    offset = SPARK_POINTS - len(values)
-    points = " ".join(
-        f"{(offset + i) * step:.1f},{27 - min(1.0, max(0.0, v / top)) * 26:.1f}" for i, v in enumerate(values)
-    )
-    return (
-        '<svg class="nox-spark" viewBox="0 0 120 28" preserveAspectRatio="none">'
-        f'<polyline fill="none" stroke="currentColor" stroke-width="1.5" points="{points}"/></svg>'
-    )
 
 
 class DashboardFeed:
@@ -126,11 +109,6 @@ class DashboardFeed:
         points["disk"] = [ms, reads, writes]
         return points
 
-    def _spark(self, chart: str, index: int, ceiling: float | None = None, plus: int | None = None) -> str:
-        window = list(self.charts[chart])[-SPARK_POINTS:]
-        values = [p[index] + (p[plus] if plus is not None else 0.0) for p in window]
-        return sparkline(values, ceiling)
-
     def build_view(self, sample: Sample) -> View:
         v = sample.values
         facts = host_facts()
@@ -147,7 +125,6 @@ class DashboardFeed:
                 f"user {v.get('cpu.user_percent', 0):.0f} % · system {v.get('cpu.system_percent', 0):.0f} % · "
                 f"iowait {v.get('cpu.iowait_percent', 0):.0f} % · steal {v.get('cpu.steal_percent', 0):.0f} %"
             )
-            view["cpu.spark"] = self._spark("cpu", 1, 100)
             for core, value in labelled(v, "cpu.core.percent", "core").items():
                 view[f"core.{core}.bar"] = round(value / 100, 3)
                 view[f"core.{core}.label"] = f"{value:.0f} %"
@@ -165,7 +142,6 @@ class DashboardFeed:
                 f"{format_bytes(v['mem.used_bytes'])} of {format_bytes(v['mem.total_bytes'])} · "
                 f"cache {format_bytes(v.get('mem.cached_bytes', 0))}"
             )
-            view["mem.spark"] = self._spark("mem", 1, 100)
         if "swap.total_bytes" in v:
             if v["swap.total_bytes"] > 0:
                 view["swap.value"] = f"{v['swap.used_percent']:.0f} %"
@@ -190,15 +166,11 @@ class DashboardFeed:
             view[f"diskio.{disk}.detail"] = (
                 f"read {format_rate(reads[disk])} · write {format_rate(writes.get(disk, 0))}"
             )
-        if reads:
-            view["diskio.spark"] = self._spark("disk", 1, plus=2)
         rx = labelled(v, "net.rx_bytes_per_s", "iface")
         tx = labelled(v, "net.tx_bytes_per_s", "iface")
         for iface in rx:
             if iface != "lo":
                 view[f"net.{iface}.detail"] = f"↓ {format_rate(rx[iface])}  ↑ {format_rate(tx.get(iface, 0))}"
-        if rx:
-            view["net.spark"] = self._spark("net", 1, plus=2)
         if "system.uptime_seconds" in v:
             view["system.uptime"] = format_duration(v["system.uptime_seconds"])
             view["system.processes"] = f"{v.get('system.processes', 0):.0f}"

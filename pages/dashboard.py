@@ -53,16 +53,23 @@ class _Cards:
         self.setters[key] = label.set_text
         return label
 
-    def spark(self, key: str) -> None:
-        html = ui.html("", sanitize=False).classes("nox-spark-box")
-        self.setters[key] = html.set_content
+    @staticmethod
+    def spark(chart: str, *, ceiling: float | None = None, both_series: bool = False) -> None:
+        """A sparkline of a live chart's last minute, drawn in the browser from the chart's own points."""
+        attributes = f'data-spark="{chart}"' + (f' data-spark-ceiling="{ceiling}"' if ceiling else "")
+        attributes += ' data-spark-sum="1"' if both_series else ""
+        svg = f'<svg class="nox-spark" viewBox="0 0 120 28" preserveAspectRatio="none" {attributes}></svg>'
+        ui.html(svg, sanitize=False).classes("nox-spark-box")
 
     def bar(self, key: str) -> None:
-        bar = ui.linear_progress(value=0, show_value=False, size="6px").props("rounded").classes("nox-bar")
-        self.setters[key] = bar.set_value
-        self.setters[key.removesuffix(".bar") + ".level"] = _set_level(bar)
+        # Two plain divs: an update is one style value, not a whole progress component.
+        with ui.element("div").classes("nox-track"):
+            fill = ui.element("div").classes("nox-fill nox-level-ok")
+        self.setters[key] = lambda value: fill.style(f"width: {float(value) * 100:.1f}%")
+        self.setters[key.removesuffix(".bar") + ".level"] = _set_level(fill)
 
     def header(self, title: str, icon: str, *, degraded: tuple[str, ...], spark: str | None = None) -> None:
+        # `spark` names the live chart whose sent + received (or read + written) the sparkline sums
         """Icon, title, a warning icon per collector that can degrade this card, optional sparkline."""
         with ui.row().classes("items-center w-full no-wrap gap-2"):
             ui.icon(icon, size="xs").classes("nox-muted")
@@ -73,9 +80,9 @@ class _Cards:
                 badge.set_visibility(False)
                 self.setters[f"degraded.{key}"] = _set_degraded(badge)
             if spark:
-                self.spark(spark)
+                self.spark(spark, both_series=True)
 
-    def metric_card(self, key: str, title: str, icon: str, *, spark: bool = True) -> ui.column:
+    def metric_card(self, key: str, title: str, icon: str, *, spark: str | None = None) -> ui.column:
         with card().classes("q-pa-md nox-metric-card") as box:
             self.header(title, icon, degraded=(key,))
             with ui.row().classes("items-end w-full no-wrap justify-between"):
@@ -84,7 +91,7 @@ class _Cards:
                 ).mark(f"{key}-value")
                 self.setters[f"{key}.level"] = _set_level(value)
                 if spark:
-                    self.spark(f"{key}.spark")
+                    self.spark(spark, ceiling=100)
             detail = self.text(f"{key}.detail", "text-caption nox-muted").mark(f"{key}-detail")
             detail.classes("leading-tight")
         return box
@@ -122,7 +129,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                         cards.text("system.processes", "text-body2")
 
             with ui.element("div").classes("grid grid-cols-1 sm:grid-cols-2 xl:grid-cols-4 gap-4 w-full"):
-                with cards.metric_card("cpu", "CPU", "memory"):
+                with cards.metric_card("cpu", "CPU", "memory", spark="cpu"):
                     with ui.column().classes("w-full gap-1 q-mt-xs"):
                         cores = sorted(
                             (k.split(".")[1] for k in view if k.startswith("core.") and k.endswith(".bar")),
@@ -134,13 +141,13 @@ def register(services: Services, guard: SessionGuard) -> None:
                                 with ui.element("div").classes("col"):
                                     cards.bar(f"core.{core}.bar")
                                 cards.text(f"core.{core}.label", "text-caption w-10 text-right")
-                cards.metric_card("mem", "Memory", "developer_board")
-                cards.metric_card("load", "Load", "speed", spark=False)
-                cards.metric_card("swap", "Swap", "swap_horiz", spark=False)
+                cards.metric_card("mem", "Memory", "developer_board", spark="mem")
+                cards.metric_card("load", "Load", "speed")
+                cards.metric_card("swap", "Swap", "swap_horiz")
 
             with ui.element("div").classes("grid grid-cols-1 md:grid-cols-2 gap-4 w-full"):
                 with card().classes("q-pa-md"):
-                    cards.header("Disks", "storage", degraded=("disk", "diskio"), spark="diskio.spark")
+                    cards.header("Disks", "storage", degraded=("disk", "diskio"), spark="disk")
                     mounts = sorted(k[5:-6] for k in view if k.startswith("disk.") and k.endswith(".value"))
                     for mount in mounts:
                         with ui.row().classes("items-center w-full no-wrap gap-3"):
@@ -156,7 +163,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                     if not mounts:
                         ui.label("No disks measured yet.").classes("nox-muted")
                 with card().classes("q-pa-md"):
-                    cards.header("Network", "lan", degraded=("net",), spark="net.spark")
+                    cards.header("Network", "lan", degraded=("net",), spark="net")
                     ifaces = sorted(k[4:-7] for k in view if k.startswith("net.") and k.endswith(".detail"))
                     for iface in ifaces:
                         with ui.row().classes("items-baseline w-full no-wrap gap-3"):
@@ -175,11 +182,15 @@ def register(services: Services, guard: SessionGuard) -> None:
                 ):
                     with card().classes("q-pa-sm"):
                         ui.label(title).classes("text-subtitle2 nox-muted q-px-sm")
-                        charts[name] = live_chart(series, list(feed.charts[name]), unit=unit)
+                        charts[name] = live_chart(series, unit=unit)
                         charts[name].mark(f"chart-{name}").classes(f"nox-chart-{name}")
 
         cards.apply(view)
         chart_ids = {name: chart.id for name, chart in charts.items()}
+        seeds = {
+            chart.id: {"name": name, "points": list(feed.charts[name])} for name, chart in charts.items()
+        }
+        ui.run_javascript(f"noxSeed({json.dumps(seeds)})")
 
         def on_update(changed: View, points: dict[str, list[float]]) -> None:
             cards.apply(changed)

@@ -130,7 +130,9 @@ def take(browser: Browser, base_url: str, setup_url: str, out: Path, warmup: flo
     def screens(page: Page, mode: str) -> None:
         page.goto("/")
         expect(page.locator(".nox-metric-card").first).to_be_visible()
-        shot(page, f"dashboard-{mode}", full_page=True)
+        page.set_viewport_size({"width": DESKTOP["width"], "height": 1280})  # the whole dashboard, drawer too
+        shot(page, f"dashboard-{mode}")
+        page.set_viewport_size(DESKTOP)
         page.goto("/history")
         expect(page.get_by_text("tier:")).to_be_visible()
         shot(page, f"history-{mode}")

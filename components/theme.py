@@ -29,11 +29,11 @@ body { background: #f1f5f9; }
 .nox-value.nox-level-ok { color: #16a34a; }
 .nox-level-warning { color: #d97706; }
 .nox-level-critical { color: #dc2626; }
-.nox-track { height: 6px; border-radius: 3px; background: rgba(148, 163, 184, .25); overflow: hidden; width: 100%; }
-.nox-fill { height: 100%; width: 0; border-radius: 3px; background: currentColor; transition: width .3s; }
-.nox-fill.nox-level-ok { color: #2563eb; }
-.nox-fill.nox-level-warning { color: #f59e0b; }
-.nox-fill.nox-level-critical { color: #dc2626; }
+.nox-bar-track { height: 6px; border-radius: 3px; background: rgba(148, 163, 184, .25); overflow: hidden; width: 100%; }
+.nox-bar-fill { height: 100%; width: 0; border-radius: 3px; background: currentColor; transition: width .3s; }
+.nox-bar-fill.nox-level-ok { color: #2563eb; }
+.nox-bar-fill.nox-level-warning { color: #f59e0b; }
+.nox-bar-fill.nox-level-critical { color: #dc2626; }
 .nox-spark-box { width: 120px; height: 28px; color: #2563eb; }
 .body--dark .nox-spark-box { color: #60a5fa; }
 .nox-spark { width: 120px; height: 28px; display: block; }

@@ -63,8 +63,8 @@ class _Cards:
 
     def bar(self, key: str) -> None:
         # Two plain divs: an update is one style value, not a whole progress component.
-        with ui.element("div").classes("nox-track"):
-            fill = ui.element("div").classes("nox-fill nox-level-ok")
+        with ui.element("div").classes("nox-bar-track"):
+            fill = ui.element("div").classes("nox-bar-fill nox-level-ok")
         self.setters[key] = lambda value: fill.style(f"width: {float(value) * 100:.1f}%")
         self.setters[key.removesuffix(".bar") + ".level"] = _set_level(fill)
 

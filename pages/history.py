@@ -50,7 +50,9 @@ def _axis_for(unit: str) -> dict[str, Any]:
     return axis
 
 
-def chart_options(results: list[HistoryResult], units: dict[str, str]) -> dict[str, Any]:
+def chart_options(
+    results: list[HistoryResult], units: dict[str, str], since: float, until: float
+) -> dict[str, Any]:
     axes: list[str] = []
     series: list[dict[str, Any]] = []
     for index, result in enumerate(results):
@@ -95,7 +97,13 @@ def chart_options(results: list[HistoryResult], units: dict[str, str]) -> dict[s
         "grid": {"left": 64, "right": 64, "top": 40, "bottom": 70},
         "legend": {"top": 0, "textStyle": {"color": "#94a3b8"}, "data": [r.metric for r in results]},
         "tooltip": {"trigger": "axis"},
-        "xAxis": {"type": "time", "axisLabel": {"color": "#94a3b8", "hideOverlap": True}},
+        # the whole asked-for range, so a gap in the data shows as a gap, not as a zoom
+        "xAxis": {
+            "type": "time",
+            "min": since * 1000,
+            "max": until * 1000,
+            "axisLabel": {"color": "#94a3b8", "hideOverlap": True},
+        },
         "yAxis": [_axis_for(unit) for unit in axes[:2]] or [{"type": "value"}],
         "dataZoom": [{"type": "inside"}, {"type": "slider", "height": 22, "bottom": 12}],
         "series": series,
@@ -122,7 +130,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                 ui.notify(exc.message, type="negative")
                 return
             chart.options.clear()
-            chart.options.update(chart_options(results, units))
+            chart.options.update(chart_options(results, units, since, until))
             chart.update()
             first = results[0]
             points = sum(len(r.points) for r in results)

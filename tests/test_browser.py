@@ -7,6 +7,7 @@ The sync Playwright API is used from plain (non-async) tests, which pytest-async
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -86,11 +87,10 @@ def _wait_until_serving(process: subprocess.Popen[bytes], log: Path, base_url: s
         if process.poll() is not None:
             raise RuntimeError(f"nox-ui serve exited with {process.returncode}:\n{log.read_text()}")
         if not healthy:
-            try:
+            # not listening yet: try again until the deadline
+            with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
                 with urllib.request.urlopen(base_url + "/healthz", timeout=2) as response:
                     healthy = response.status == 200
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
         if healthy:
             match = re.search(r"(http://\S+/setup\?token=\S+)", log.read_text(encoding="utf-8"))
             if match:

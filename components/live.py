@@ -33,6 +33,7 @@ CARD_COLLECTORS = {
     "disk": "disk",
     "diskio": "diskio",
     "net": "network",
+    "sensors": "sensors",
     "system": "system",
 }
 
@@ -171,6 +172,15 @@ class DashboardFeed:
         for iface in rx:
             if iface != "lo":
                 view[f"net.{iface}.detail"] = f"↓ {format_rate(rx[iface])}  ↑ {format_rate(tx.get(iface, 0))}"
+        for sid, value in v.items():
+            if sid.startswith("sensor."):
+                name, labels = parse_series(sid)
+                label = f"{labels.get('chip', '')} {labels.get('sensor', '')}".strip()
+                if name == "sensor.temperature_celsius":
+                    view[f"sensor.{label}.value"] = f"{value:.0f} °C"
+                    view[f"sensor.{label}.level"] = level(value, 75, 90)
+                else:
+                    view[f"sensor.{label}.value"] = f"{value:.0f} rpm"
         if "system.uptime_seconds" in v:
             view["system.uptime"] = format_duration(v["system.uptime_seconds"])
             view["system.processes"] = f"{v.get('system.processes', 0):.0f}"

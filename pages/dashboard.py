@@ -171,6 +171,20 @@ def register(services: Services, guard: SessionGuard) -> None:
                             cards.text(f"net.{iface}.detail", "text-body2 nox-mono")
                     if not ifaces:
                         ui.label("Rates appear after the second sample.").classes("nox-muted")
+                sensors = sorted(k[7:-6] for k in view if k.startswith("sensor.") and k.endswith(".value"))
+                if sensors:  # most VMs and containers have none; then the card is left out
+                    with card().classes("q-pa-md md:col-span-2"):
+                        cards.header("Sensors", "thermostat", degraded=("sensors",))
+                        with ui.element("div").classes(
+                            "grid grid-cols-2 md:grid-cols-4 gap-x-6 gap-y-1 w-full"
+                        ):
+                            for sensor in sensors:
+                                with ui.row().classes("items-baseline justify-between no-wrap gap-2"):
+                                    ui.label(sensor).classes("text-body2 ellipsis")
+                                    value = cards.text(
+                                        f"sensor.{sensor}.value", "text-body2 nox-mono nox-value"
+                                    )
+                                    cards.setters[f"sensor.{sensor}.level"] = _set_level(value)
 
             charts: dict[str, ui.echart] = {}
             with ui.element("div").classes("grid grid-cols-1 lg:grid-cols-2 gap-4 w-full"):

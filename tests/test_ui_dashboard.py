@@ -95,3 +95,24 @@ async def test_closed_tab_stops_receiving_updates(app_user: User, accounts: Serv
     app_user.client.delete()
     await asyncio.sleep(0.1)
     assert _feed(accounts).watchers == 0
+
+
+async def test_sensors_card_appears_when_the_host_has_sensors(app_user: User, accounts: Services) -> None:
+    """This VM has no sensors; a stand-in for the hardware reports one temperature and one fan."""
+    from nox_ui.metrics.collectors import SensorsCollector
+    from nox_ui.metrics.series import series_id
+
+    class BoardSensors(SensorsCollector):
+        def collect(self, now: float) -> dict[str, float]:
+            return {
+                series_id("sensor.temperature_celsius", {"chip": "acpitz", "sensor": "cpu"}): 92.0,
+                series_id("sensor.fan_rpm", {"chip": "dell_smm", "sensor": "fan1"}): 3100.0,
+            }
+
+    collectors = accounts.metrics.sampler.collectors
+    collectors[:] = [BoardSensors() if isinstance(c, SensorsCollector) else c for c in collectors]
+    await asyncio.sleep(1.5)  # a sample with sensors exists before the page is built
+    await sign_in(app_user, "victor", VIEWER_PASSWORD)
+    await app_user.should_see("Sensors", retries=30)
+    await app_user.should_see("92 °C", retries=30)
+    await app_user.should_see("3100 rpm")

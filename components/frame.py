@@ -29,6 +29,7 @@ NAV_ITEMS: list[NavItem] = [
     NavItem("History", "timeline", "/history"),
     NavItem("Processes", "memory", "/processes"),
     NavItem("Users", "group", "/admin/users", Role.ADMIN),
+    NavItem("Audit log", "fact_check", "/admin/audit", Role.ADMIN),
 ]
 
 

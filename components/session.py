@@ -49,6 +49,15 @@ class SessionGuard:
                     authorize(principal, role)
                 except Forbidden as exc:
                     logger.info("403: {} ({}) opened {}", principal.username, principal.role.value, path)
+                    self.services.audit.record_now(
+                        actor=principal,
+                        action="access.denied",
+                        outcome="denied",
+                        target_type="page",
+                        target_id=str(request.url.path)[:128],
+                        details={"reason": exc.message, "needs": role.value},
+                        ip=_ip(request),
+                    )
                     client.status_code = 403
                     self.forbidden(principal, exc.message)
                     return None
@@ -95,13 +104,23 @@ class SessionGuard:
         try:
             return authorize(principal, role)
         except NoxError as exc:
+            request = ui.context.client.request
+            self.services.audit.record_now(
+                actor=principal,
+                action="access.denied",
+                outcome="denied",
+                target_type="page",
+                target_id=str(request.url.path)[:128] if request is not None else "",
+                details={"reason": exc.message, "needs": role.value, "ui_action": True},
+                ip=_ip(request),
+            )
             ui.notify(exc.message, type="negative")
             return None
 
     def sign_out(self) -> None:
         client = ui.context.client
         if client.request is not None:
-            self.services.auth.end_session(client.request.cookies.get(SESSION_COOKIE))
+            self.services.auth.end_session(client.request.cookies.get(SESSION_COOKIE), ip=_ip(client.request))
         self._principals.pop(client, None)
         ui.navigate.to("/logout")
 
@@ -127,6 +146,10 @@ class SessionGuard:
                 with client:
                     ui.navigate.to("/login")
                 self._principals.pop(client, None)
+
+
+def _ip(request: Request | None) -> str:
+    return request.client.host if request is not None and request.client else ""
 
 
 def _copy_signature(target: Callable[..., Any], source: Callable[..., Any]) -> None:

@@ -10,6 +10,7 @@ from nox_ui.metrics.collectors import default_collectors
 from nox_ui.metrics.history import HistoryStore
 from nox_ui.metrics.sampler import Sampler
 from nox_ui.metrics.service import MetricsService
+from nox_ui.services.audit import AuditService
 from nox_ui.services.auth import AuthService
 from nox_ui.services.processes import ProcessService
 from nox_ui.services.setup import SetupService
@@ -20,6 +21,7 @@ from nox_ui.services.users import UserService
 class Services:
     settings: Settings
     db: Database
+    audit: AuditService
     users: UserService
     auth: AuthService
     setup: SetupService
@@ -33,16 +35,18 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     db = Database(settings.resolved_database_url)
-    users = UserService(db)
-    auth = AuthService(db, users)
+    audit = AuditService(db)
+    users = UserService(db, audit)
+    auth = AuthService(db, users, audit=audit)
     history = HistoryStore(db, settings.data_dir / "cache" / "history", interval=settings.sample_interval)
     metrics = MetricsService(Sampler(default_collectors()), history, settings.sample_interval)
     return Services(
         settings=settings,
         db=db,
+        audit=audit,
         users=users,
         auth=auth,
         setup=SetupService(users),
-        processes=ProcessService(),
+        processes=ProcessService(audit),
         metrics=metrics,
     )

@@ -102,6 +102,23 @@ def cmd_users_disable(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    result = _services(args).audit.verify()
+    if not result.ok:
+        raise CliError(
+            f"audit log broken at event {result.first_bad} ({result.checked - 1} events before it verify)"
+        )
+    print(f"audit log intact: {result.checked} events")
+    return 0
+
+
+def cmd_audit_export(args: argparse.Namespace) -> int:
+    for chunk in _services(args).audit.export(args.format):
+        sys.stdout.write(chunk)
+    sys.stdout.flush()
+    return 0
+
+
 def _db_url(args: argparse.Namespace) -> str:
     settings = _settings(args)
     settings.prepare_data_dir()
@@ -183,6 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
     setpw.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     disable = add(user_cmds, "disable", cmd_users_disable, "disable an account (ends its sessions)")
     disable.add_argument("username")
+
+    audit = commands.add_parser("audit", help="the audit log", description="the audit log")
+    audit_cmds = audit.add_subparsers(dest="audit_command", metavar="ACTION", parser_class=_Parser)
+    audit_cmds.required = True
+    add(
+        audit_cmds, "verify", cmd_audit_verify, "recompute the hash chain (exit 1 naming the first bad event)"
+    )
+    export = add(audit_cmds, "export", cmd_audit_export, "write every event to standard output")
+    export.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="csv (default) or jsonl")
 
     db = commands.add_parser("db", help="database migrations", description="database migrations")
     db_cmds = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)

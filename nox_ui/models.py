@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime
+from sqlalchemy import Column, DateTime, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -115,3 +115,24 @@ class MetricHour(SQLModel, table=True):
     avg: float
     min: float
     max: float
+
+
+class AuditEvent(SQLModel, table=True):
+    """One entry of the append-only audit log; `hash` chains it to the entry before (see services/audit.py)."""
+
+    __tablename__ = "audit_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ts: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    actor_id: int | None = Field(default=None)
+    actor_name: str = Field(default="system", max_length=64, index=True)
+    actor_role: str = Field(default="system", max_length=16)
+    source_ip: str = Field(default="", max_length=64)
+    action: str = Field(max_length=64, index=True)
+    target_type: str = Field(default="", max_length=32)
+    target_id: str = Field(default="", max_length=128)
+    target_label: str = Field(default="", max_length=256)
+    outcome: str = Field(max_length=16)
+    details: str = Field(default="{}", sa_column=Column(Text(), nullable=False))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)

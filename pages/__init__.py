@@ -6,7 +6,7 @@ from nicegui import ui
 
 from components.session import SessionGuard
 from nox_ui.app import Services
-from pages import admin_users, dashboard, history, login, processes, profile, setup
+from pages import admin_audit, admin_users, dashboard, history, login, processes, profile, setup
 
 
 def register_pages(services: Services) -> SessionGuard:
@@ -19,4 +19,5 @@ def register_pages(services: Services) -> SessionGuard:
     processes.register(services, guard)
     profile.register(services, guard)
     admin_users.register(services, guard)
+    admin_audit.register(services, guard)
     return guard

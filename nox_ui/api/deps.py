@@ -53,10 +53,27 @@ def require_role(minimum: Role) -> Callable[..., Awaitable[Principal]]:
     """The caller's role must reach `minimum` and the token must carry the matching scope."""
     scope = SCOPE_FOR_ROLE[minimum]
 
-    async def dependency(principal: Principal = Depends(current_principal)) -> Principal:
-        authorize(principal, minimum)
-        if not has_scope(principal.scopes, scope):
-            raise Forbidden(f"this token lacks the {scope!r} scope")
+    async def dependency(
+        request: Request,
+        principal: Principal = Depends(current_principal),
+        services: Services = Depends(get_services),
+    ) -> Principal:
+        try:
+            authorize(principal, minimum)
+            if not has_scope(principal.scopes, scope):
+                raise Forbidden(f"this token lacks the {scope!r} scope")
+        except Forbidden as exc:
+            await run_in_threadpool(
+                services.audit.record_now,
+                actor=principal,
+                action="access.denied",
+                outcome="denied",
+                target_type="api",
+                target_id=f"{request.method} {request.url.path}"[:128],
+                details={"reason": exc.message, "needs": minimum.value},
+                ip=client_ip(request),
+            )
+            raise
         return principal
 
     return dependency

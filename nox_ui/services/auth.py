@@ -20,6 +20,7 @@ from nox_ui.errors import RateLimited, Unauthenticated
 from nox_ui.models import ApiToken, LoginSession, User, utcnow
 from nox_ui.passwords import hash_password, needs_rehash, verify_password
 from nox_ui.roles import Principal, Role
+from nox_ui.services.audit import AuditService, actor_of
 from nox_ui.services.users import UserService, username_key
 
 LOGIN_FAILED = "Invalid username or password."
@@ -61,8 +62,10 @@ class AuthService:
         *,
         sessions: SessionPolicy | None = None,
         login: LoginPolicy | None = None,
+        audit: AuditService | None = None,
     ) -> None:
         self.db = db
+        self.audit = audit
         self.users = users
         self.session_policy = sessions or SessionPolicy()
         self.login_policy = login or LoginPolicy()
@@ -93,6 +96,7 @@ class AuthService:
                 reset_at, _ = self._limiter.get_window_stats(limit, key)
                 retry_after = max(1, int(reset_at - time.time()))
                 logger.warning("sign-in throttled for {} (retry in {} s)", key, retry_after)
+                self._login_failed(username, ip, "throttled")
                 raise RateLimited(f"Too many failed sign-ins. Try again in {retry_after} s.", retry_after)
         user = self.users.find(username) if username.strip() else None
         ok = verify_password(user.password_hash if user else None, password)
@@ -101,11 +105,25 @@ class AuthService:
                 self._limiter.hit(limit, key)
             reason = "unknown user" if user is None else ("disabled" if user.disabled else "wrong password")
             logger.info("sign-in refused for {!r} from {}: {}", username[:64], ip or "-", reason)
+            self._login_failed(username, ip, reason)
             raise Unauthenticated(LOGIN_FAILED)
         assert user.id is not None
         new_hash = hash_password(password) if needs_rehash(user.password_hash) else None
-        self.users.record_sign_in(user.id, new_hash)
+        self.users.record_sign_in(user.id, new_hash, ip=ip)
         return user
+
+    def _login_failed(self, username: str, ip: str, reason: str) -> None:
+        """Audit a refused sign-in: the attempted name as the target, never the password."""
+        if self.audit is not None:
+            self.audit.record_now(
+                actor=None,
+                action="auth.login.failure",
+                outcome="failure",
+                target_type="user",
+                target_label=username[:64],
+                details={"reason": reason},
+                ip=ip,
+            )
 
     def verify_current_password(self, user_id: int, password: str) -> bool:
         """For a signed-in user confirming a sensitive change (not throttled per IP: they hold a session)."""
@@ -170,6 +188,17 @@ class AuthService:
             expired = now - login.last_seen_at > policy.idle or now - login.created_at > policy.absolute
             if user is None or user.disabled or expired:
                 session.delete(login)
+                if self.audit is not None and expired:
+                    self.audit.record(
+                        session,
+                        actor=None,
+                        action="auth.session.end",
+                        outcome="success",
+                        target_type="session",
+                        target_id=login.id or "",
+                        target_label=user.username if user else "",
+                        details={"reason": "expired"},
+                    )
                 session.commit()
                 return None
             if now - login.last_seen_at > policy.touch_every:
@@ -177,7 +206,7 @@ class AuthService:
                 session.commit()
             return _principal(user, via="session", credential_id=login.id, scopes=ALL_SCOPES)
 
-    def end_session(self, token: str | None) -> None:
+    def end_session(self, token: str | None, *, ip: str = "") -> None:
         if not token:
             return
         with self.db.session() as session:
@@ -188,6 +217,18 @@ class AuthService:
                 return
             user_id = login.user_id
             session.delete(login)
+            user = session.get(User, user_id)
+            if self.audit is not None and user is not None:
+                self.audit.record(
+                    session,
+                    actor=actor_of(user),
+                    action="auth.logout",
+                    outcome="success",
+                    target_type="session",
+                    target_id=login.id or "",
+                    target_label=user.username,
+                    ip=ip,
+                )
             session.commit()
         logger.info("session of user id {} ended by sign-out", user_id)
 
@@ -205,6 +246,7 @@ class AuthService:
         name: str = "api",
         scopes: frozenset[str] = ALL_SCOPES,
         ttl: timedelta | None = timedelta(hours=1),
+        ip: str = "",
     ) -> IssuedToken:
         assert user.id is not None
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -219,6 +261,22 @@ class AuthService:
         )
         with self.db.session() as session:
             session.add(record)
+            session.flush()
+            if self.audit is not None:
+                self.audit.record(
+                    session,
+                    actor=actor_of(user, via="token"),
+                    action="auth.token.create",
+                    outcome="success",
+                    target_type="api_token",
+                    target_id=record.id or "",
+                    target_label=name,
+                    details={
+                        "scopes": sorted(scopes),
+                        "expires_at": record.expires_at.isoformat() if record.expires_at else None,
+                    },
+                    ip=ip,
+                )
             session.commit()
             session.refresh(record)
         return IssuedToken(token=token, record=record)
@@ -266,11 +324,24 @@ class AuthService:
             scopes = frozenset(record.scopes.split())
             return _principal(user, via="token", credential_id=record.id, scopes=scopes), seconds_left
 
-    def revoke_token(self, token_id: int) -> None:
+    def revoke_token(self, token_id: int, *, actor: Principal | None = None, ip: str = "") -> None:
         with self.db.session() as session:
             record = session.get(ApiToken, token_id)
             if record is not None and record.revoked_at is None:
                 record.revoked_at = utcnow()
+                if self.audit is not None:
+                    owner = session.get(User, record.user_id)
+                    self.audit.record(
+                        session,
+                        actor=actor,
+                        action="auth.token.revoke",
+                        outcome="success",
+                        target_type="api_token",
+                        target_id=token_id,
+                        target_label=record.name,
+                        details={"owner": owner.username if owner else None},
+                        ip=ip,
+                    )
                 session.commit()
         self._token_cache.clear()
 

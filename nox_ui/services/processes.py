@@ -22,6 +22,7 @@ from loguru import logger
 
 from nox_ui.errors import Forbidden, Invalid, NotFound
 from nox_ui.roles import Principal, Role, authorize
+from nox_ui.services.audit import AuditService
 
 SIGNALS: dict[str, signals.Signals] = {"TERM": signals.SIGTERM, "KILL": signals.SIGKILL}
 MAX_LIMIT = 1000
@@ -96,7 +97,8 @@ SORT_KEYS: dict[str, Callable[[ProcessInfo], Any]] = {
 
 
 class ProcessService:
-    def __init__(self) -> None:
+    def __init__(self, audit: AuditService | None = None) -> None:
+        self.audit = audit
         self._lock = threading.Lock()
         self._procs: dict[int, psutil.Process] = {}
         self._last_cpu: dict[int, float | None] = {}
@@ -240,7 +242,6 @@ class ProcessService:
         error: str | None,
     ) -> None:
         """The one place every signal attempt passes: outcome is "success", "failure" or "denied"."""
-        # The audit log (a later issue) hooks in here; until then the attempt is logged.
         log = logger.info if outcome == "success" else logger.warning
         log(
             "process signal {} to pid {} ({}) by {} ({}): {}{}",
@@ -252,6 +253,19 @@ class ProcessService:
             outcome,
             f": {error}" if error else "",
         )
+        if self.audit is not None:
+            details: dict[str, Any] = {"signal": signal}
+            if error:
+                details["error"] = error
+            self.audit.record_now(
+                actor=actor,
+                action="process.signal",
+                outcome=outcome,
+                target_type="process",
+                target_id=pid,
+                target_label=process_name,
+                details=details,
+            )
 
     def _panel_user(self) -> str:
         if self._own_user is None:

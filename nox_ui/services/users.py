@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
 from nox_ui.db import Database
-from nox_ui.errors import Conflict, Invalid, NotFound
+from nox_ui.errors import Conflict, Forbidden, Invalid, NotFound
 from nox_ui.models import ApiToken, LoginSession, User, utcnow
 from nox_ui.passwords import check_password_policy, hash_password
 from nox_ui.roles import Principal, Role, authorize
+from nox_ui.services.audit import AuditService, actor_of
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
@@ -25,9 +27,53 @@ def username_key(username: str) -> str:
 
 
 class UserService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, audit: AuditService | None = None) -> None:
         self.db = db
+        self.audit = audit
         self._sessions_ended: list[SessionsEndedListener] = []
+
+    def _audit(self, session: Session, **event: Any) -> None:
+        if self.audit is not None:
+            self.audit.record(session, **event)
+
+    def _authorize(self, actor: Principal, minimum: Role, action: str, target: str, ip: str) -> None:
+        """`authorize`, with the refusal written to the audit log."""
+        try:
+            authorize(actor, minimum)
+        except Forbidden as exc:
+            if self.audit is not None:
+                self.audit.record_now(
+                    actor=actor,
+                    action="access.denied",
+                    outcome="denied",
+                    target_type="user",
+                    target_label=target,
+                    details={"attempted": action, "reason": exc.message},
+                    ip=ip,
+                )
+            raise
+
+    def _audit_sessions_ended(
+        self,
+        session: Session,
+        actor: Principal | None,
+        user: User,
+        ended: tuple[int, int],
+        reason: str,
+        ip: str,
+    ) -> None:
+        if any(ended):
+            self._audit(
+                session,
+                actor=actor,
+                action="auth.session.end",
+                outcome="success",
+                target_type="user",
+                target_id=user.id or "",
+                target_label=user.username,
+                details={"reason": reason, "sessions": ended[0], "api_keys_revoked": ended[1]},
+                ip=ip,
+            )
 
     def on_sessions_ended(self, listener: SessionsEndedListener) -> None:
         self._sessions_ended.append(listener)
@@ -70,10 +116,11 @@ class UserService:
         actor: Principal | None = None,
         display_name: str = "",
         email: str = "",
+        ip: str = "",
     ) -> User:
         """Create an account. `actor=None` means the local operator (CLI, first-run setup)."""
         if actor is not None:
-            authorize(actor, Role.ADMIN)
+            self._authorize(actor, Role.ADMIN, "user.create", username.strip(), ip)
         username = username.strip()
         if not USERNAME_RE.match(username):
             raise Invalid(
@@ -94,6 +141,18 @@ class UserService:
                 raise Conflict(f"user {username!r} already exists")
             session.add(user)
             try:
+                session.flush()
+                self._audit(
+                    session,
+                    actor=actor,
+                    action="user.create",
+                    outcome="success",
+                    target_type="user",
+                    target_id=user.id or "",
+                    target_label=username,
+                    details={"role": role.value, "display_name": user.display_name, "email": user.email},
+                    ip=ip,
+                )
                 session.commit()
             except IntegrityError:
                 session.rollback()
@@ -101,42 +160,69 @@ class UserService:
             session.refresh(user)
         return user
 
-    def set_password(self, username: str, password: str, *, actor: Principal | None = None) -> User:
+    def set_password(
+        self, username: str, password: str, *, actor: Principal | None = None, ip: str = ""
+    ) -> User:
         """Change a password; every session and token of that user ends."""
         user = self.get_by_username(username)
         if actor is not None and actor.user_id != user.id:
-            authorize(actor, Role.ADMIN)
+            self._authorize(actor, Role.ADMIN, "user.password", user.username, ip)
         check_password_policy(password, user.username)
         with self.db.session() as session:
             stored = session.get(User, user.id)
             assert stored is not None
             stored.password_hash = hash_password(password)
             stored.updated_at = utcnow()
-            _end_credentials(session, stored.id)
+            ended = _end_credentials(session, stored.id)
+            self._audit(
+                session,
+                actor=actor,
+                action="user.password",
+                outcome="success",
+                target_type="user",
+                target_id=stored.id or "",
+                target_label=stored.username,
+                details={"own": actor is not None and actor.user_id == stored.id},
+                ip=ip,
+            )
+            self._audit_sessions_ended(session, actor, stored, ended, "password changed", ip)
             session.commit()
             session.refresh(stored)
         self.notify_sessions_ended({stored.id or 0})
         return stored
 
-    def set_disabled(self, username: str, disabled: bool = True, *, actor: Principal | None = None) -> User:
+    def set_disabled(
+        self, username: str, disabled: bool = True, *, actor: Principal | None = None, ip: str = ""
+    ) -> User:
         """Disable (or enable) an account; disabling ends its sessions and tokens at once."""
         if actor is not None:
-            authorize(actor, Role.ADMIN)
+            self._authorize(actor, Role.ADMIN, "user.disable" if disabled else "user.update", username, ip)
         user = self.get_by_username(username)
         with self.db.session() as session:
             stored = session.get(User, user.id)
             assert stored is not None
             stored.disabled = disabled
             stored.updated_at = utcnow()
-            if disabled:
-                _end_credentials(session, stored.id)
+            ended = _end_credentials(session, stored.id) if disabled else (0, 0)
+            self._audit(
+                session,
+                actor=actor,
+                action="user.disable" if disabled else "user.update",
+                outcome="success",
+                target_type="user",
+                target_id=stored.id or "",
+                target_label=stored.username,
+                details={"disabled": disabled},
+                ip=ip,
+            )
+            self._audit_sessions_ended(session, actor, stored, ended, "account disabled", ip)
             session.commit()
             session.refresh(stored)
         if disabled:
             self.notify_sessions_ended({stored.id or 0})
         return stored
 
-    def record_sign_in(self, user_id: int, new_password_hash: str | None = None) -> None:
+    def record_sign_in(self, user_id: int, new_password_hash: str | None = None, *, ip: str = "") -> None:
         """Note a successful password check; upgrade the hash when Argon2's parameters changed."""
         with self.db.session() as session:
             stored = session.get(User, user_id)
@@ -144,13 +230,27 @@ class UserService:
                 stored.last_login_at = utcnow()
                 if new_password_hash:
                     stored.password_hash = new_password_hash
+                self._audit(
+                    session,
+                    actor=actor_of(stored),
+                    action="auth.login.success",
+                    outcome="success",
+                    target_type="user",
+                    target_id=stored.id or "",
+                    target_label=stored.username,
+                    ip=ip,
+                )
                 session.commit()
 
 
-def _end_credentials(session: Session, user_id: int | None) -> None:
-    for login in session.exec(select(LoginSession).where(LoginSession.user_id == user_id)).all():
+def _end_credentials(session: Session, user_id: int | None) -> tuple[int, int]:
+    """End every session and revoke every token of a user; returns how many of each."""
+    logins = session.exec(select(LoginSession).where(LoginSession.user_id == user_id)).all()
+    for login in logins:
         session.delete(login)
-    for token in session.exec(
+    tokens = session.exec(
         select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
-    ).all():
+    ).all()
+    for token in tokens:
         token.revoked_at = utcnow()
+    return len(logins), len(tokens)

@@ -41,8 +41,11 @@ class Me(BaseModel):
 def create_token(
     body: TokenRequest, request: Request, services: Services = Depends(get_services)
 ) -> TokenResponse:
-    user = services.auth.check_password(body.username, body.password, ip=client_ip(request))
-    issued = services.auth.issue_token(user, name="password grant", ttl=timedelta(seconds=TOKEN_TTL_SECONDS))
+    ip = client_ip(request)
+    user = services.auth.check_password(body.username, body.password, ip=ip)
+    issued = services.auth.issue_token(
+        user, name="password grant", ttl=timedelta(seconds=TOKEN_TTL_SECONDS), ip=ip
+    )
     return TokenResponse(access_token=issued.token, expires_in=TOKEN_TTL_SECONDS)
 
 

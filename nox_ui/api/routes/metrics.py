@@ -1,17 +1,14 @@
 from __future__ import annotations
 
-import contextlib
-import math
 import time
-from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
 
 from nox_ui.api.deps import get_services, require_role
+from nox_ui.api.params import parse_time
 from nox_ui.app import Services
-from nox_ui.errors import Invalid
 from nox_ui.roles import Principal, Role
 
 router = APIRouter(tags=["metrics"])
@@ -39,24 +36,6 @@ class HistoryOut(BaseModel):
     since: float
     until: float
     points: list[tuple[int, float, float, float]]
-
-
-def parse_time(value: str | None, name: str) -> float | None:
-    """Unix seconds or ISO 8601 (a bare date/time is taken as UTC)."""
-    if value is None or value == "":
-        return None
-    with contextlib.suppress(ValueError):
-        seconds = float(value)
-        if not math.isfinite(seconds) or not 0 <= seconds < 32503680000:  # before year 3000
-            raise Invalid(f"{name}: {value!r} is not a usable time")
-        return seconds
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise Invalid(f"{name}: expected Unix seconds or ISO 8601, got {value!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 @router.get(

@@ -1,0 +1,172 @@
+"""The audit log (admin): filters, a server-paged table, CSV/JSONL download and a chain check.
+
+Thin on purpose: every query, export and check is an `AuditService` call."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from nicegui import run, ui
+
+from components.frame import frame
+from components.session import SessionGuard
+from nox_ui.api.params import parse_time
+from nox_ui.app import Services
+from nox_ui.errors import NoxError
+from nox_ui.models import AuditEvent
+from nox_ui.roles import Principal, Role
+from nox_ui.services.audit import OUTCOMES
+
+PAGE_SIZE = 50
+
+COLUMNS: list[dict[str, Any]] = [
+    {"name": "id", "label": "#", "field": "id", "align": "right"},
+    {"name": "ts", "label": "Time (UTC)", "field": "ts", "align": "left"},
+    {"name": "actor", "label": "Actor", "field": "actor", "align": "left"},
+    {"name": "ip", "label": "Source", "field": "ip", "align": "left"},
+    {"name": "action", "label": "Action", "field": "action", "align": "left"},
+    {"name": "target", "label": "Target", "field": "target", "align": "left"},
+    {"name": "outcome", "label": "Outcome", "field": "outcome", "align": "left"},
+    {"name": "details", "label": "Details", "field": "details", "align": "left"},
+]
+
+
+def row_of(event: AuditEvent) -> dict[str, Any]:
+    target = " ".join(part for part in (event.target_type, event.target_id) if part)
+    if event.target_label:
+        target = f"{target} ({event.target_label})" if target else event.target_label
+    try:
+        details = json.loads(event.details)
+        shown = (
+            ", ".join(f"{k}={v}" for k, v in details.items()) if isinstance(details, dict) else event.details
+        )
+    except ValueError:
+        shown = event.details
+    return {
+        "id": event.id,
+        "ts": event.ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        "actor": event.actor_name
+        if event.actor_role == "system"
+        else f"{event.actor_name} ({event.actor_role})",
+        "ip": event.source_ip or "-",
+        "action": event.action,
+        "target": target,
+        "outcome": event.outcome,
+        "details": shown,
+    }
+
+
+def register(services: Services, guard: SessionGuard) -> None:
+    @guard.page("/admin/audit", role=Role.ADMIN, title="Audit log")
+    def audit_page(principal: Principal) -> None:
+        state = {"offset": 0}
+
+        with frame(guard, principal, "Audit log"):
+            ui.label("Audit log").classes("text-h5")
+            with ui.row().classes("items-end gap-2 w-full"):
+                actor = ui.input("Actor").props("dense clearable").mark("audit-actor")
+                action = (
+                    ui.input("Action", placeholder="e.g. auth.login")
+                    .props("dense clearable")
+                    .mark("audit-action")
+                )
+                outcome = (
+                    ui.select(["any", *OUTCOMES], value="any", label="Outcome")
+                    .props("dense")
+                    .mark("audit-outcome")
+                )
+                since = (
+                    ui.input("Since", placeholder="ISO 8601 or Unix s")
+                    .props("dense clearable")
+                    .mark("audit-since")
+                )
+                until = (
+                    ui.input("Until", placeholder="ISO 8601 or Unix s")
+                    .props("dense clearable")
+                    .mark("audit-until")
+                )
+                text = ui.input("Search").props("dense clearable").mark("audit-search")
+                ui.button("Apply", icon="filter_alt", on_click=lambda: refresh(reset=True)).mark(
+                    "audit-apply"
+                )
+            error = ui.label("").classes("text-negative")
+            table = (
+                ui.table(columns=COLUMNS, rows=[], row_key="id")
+                .props("flat bordered dense wrap-cells")
+                .classes("w-full")
+                .mark("audit-table")
+            )
+            with ui.row().classes("items-center gap-2"):
+                back = ui.button(icon="chevron_left", on_click=lambda: page_by(-PAGE_SIZE)).props(
+                    "flat dense"
+                )
+                position = ui.label("").mark("audit-position")
+                forward = ui.button(icon="chevron_right", on_click=lambda: page_by(PAGE_SIZE)).props(
+                    "flat dense"
+                )
+                ui.space()
+                ui.button("CSV", icon="download", on_click=lambda: download("csv")).mark("audit-csv")
+                ui.button("JSONL", icon="download", on_click=lambda: download("jsonl")).mark("audit-jsonl")
+                ui.button("Verify chain", icon="verified", on_click=lambda: verify()).mark("audit-verify")
+            verdict = ui.label("").mark("audit-verdict")
+
+        for field in (actor, action, since, until, text):
+            field.on("keydown.enter", lambda: refresh(reset=True))
+        outcome.on_value_change(lambda: refresh(reset=True))
+
+        def refresh(reset: bool = False) -> None:
+            actor_now = guard.require(Role.ADMIN)
+            if actor_now is None:
+                return
+            if reset:
+                state["offset"] = 0
+            error.text = ""
+            try:
+                page = services.audit.query(
+                    requester=actor_now,
+                    actor=actor.value or None,
+                    action=action.value or None,
+                    outcome=None if outcome.value == "any" else outcome.value,
+                    since=parse_time(since.value or None, "since"),
+                    until=parse_time(until.value or None, "until"),
+                    q=text.value or None,
+                    limit=PAGE_SIZE,
+                    offset=state["offset"],
+                )
+            except NoxError as exc:
+                error.text = exc.message
+                return
+            table.rows = [row_of(event) for event in page.events]
+            first = state["offset"] + 1 if page.total else 0
+            position.text = f"{first}-{state['offset'] + len(page.events)} of {page.total}"
+            back.set_enabled(state["offset"] > 0)
+            forward.set_enabled(state["offset"] + PAGE_SIZE < page.total)
+
+        def page_by(step: int) -> None:
+            state["offset"] = max(0, state["offset"] + step)
+            refresh()
+
+        async def download(fmt: str) -> None:
+            actor_now = guard.require(Role.ADMIN)
+            if actor_now is None:
+                return
+            content = await run.io_bound(lambda: "".join(services.audit.export(fmt, requester=actor_now)))
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            media = "text/csv" if fmt == "csv" else "application/x-ndjson"
+            ui.download.content(content.encode("utf-8"), f"nox-audit-{stamp}.{fmt}", media_type=media)
+
+        async def verify() -> None:
+            actor_now = guard.require(Role.ADMIN)
+            if actor_now is None:
+                return
+            result = await run.io_bound(services.audit.verify, requester=actor_now)
+            if result.ok:
+                verdict.text = f"Chain intact: {result.checked} events verified."
+                verdict.classes(replace="text-positive")
+            else:
+                verdict.text = f"Chain broken at event {result.first_bad}."
+                verdict.classes(replace="text-negative")
+
+        refresh()

@@ -75,6 +75,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                 outcome = (
                     ui.select(["any", *OUTCOMES], value="any", label="Outcome")
                     .props("dense")
+                    .classes("min-w-[120px]")
                     .mark("audit-outcome")
                 )
                 since = (

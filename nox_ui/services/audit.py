@@ -79,20 +79,8 @@ def redact(value: Any) -> Any:
 
 
 def canonical(event: AuditEvent) -> str:
-    row = {
-        "ts": event.ts.astimezone(UTC).isoformat(),
-        "actor_id": event.actor_id,
-        "actor_name": event.actor_name,
-        "actor_role": event.actor_role,
-        "source_ip": event.source_ip,
-        "action": event.action,
-        "target_type": event.target_type,
-        "target_id": event.target_id,
-        "target_label": event.target_label,
-        "outcome": event.outcome,
-        "details": event.details,
-        "prev_hash": event.prev_hash,
-    }
+    """Every field but `id` and `hash`, as sorted-key JSON: what the chain hashes."""
+    row = {key: value for key, value in as_row(event).items() if key not in ("id", "hash")}
     return json.dumps(row, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 

@@ -49,7 +49,7 @@ class Tee:
 
 
 class Timeout(Exception):
-    pass
+    """The whole benchmark ran past its time budget."""
 
 
 def _on_signal(signum: int, _frame: Any) -> None:

@@ -14,6 +14,7 @@ through the printed setup URL, signs in, and writes:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import socket
@@ -74,13 +75,12 @@ def running_server(root: Path) -> Iterator[tuple[str, str]]:
                 raise SystemExit(f"nox-ui serve exited with {process.returncode}:\n{log.read_text()}")
             if time.monotonic() > deadline:
                 raise SystemExit(f"nox-ui serve did not come up within 30 s:\n{log.read_text()}")
-            try:
+            # not listening yet: try again until the deadline
+            with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
                 with urllib.request.urlopen(base_url + "/healthz", timeout=2) as response:
                     if response.status == 200:
                         match = re.search(r"(http://\S+/setup\?token=\S+)", log.read_text())
                         setup_url = match.group(1) if match else None
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
             time.sleep(0.1)
         yield base_url, setup_url
     finally:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import cache
+from importlib import resources
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
@@ -30,6 +33,18 @@ def needs_rehash(password_hash: str) -> bool:
     return _hasher.check_needs_rehash(password_hash)
 
 
+@cache
+def common_passwords() -> frozenset[str]:
+    """The bundled list of common passwords (lower-cased), read once on first use."""
+    text = resources.files("nox_ui").joinpath("data/common-passwords.txt").read_text(encoding="utf-8")
+    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+def is_common_password(password: str) -> bool:
+    common = common_passwords()
+    return password.lower() in common or password.casefold() in common
+
+
 def check_password_policy(password: str, username: str = "") -> None:
     if len(password) < MIN_LENGTH:
         raise Invalid(f"password too short: use at least {MIN_LENGTH} characters")
@@ -37,3 +52,5 @@ def check_password_policy(password: str, username: str = "") -> None:
         raise Invalid(f"password too long: use at most {MAX_LENGTH} characters")
     if username and password.casefold() == username.casefold():
         raise Invalid("password must not be the username")
+    if is_common_password(password):
+        raise Invalid("password is too common: choose another")

@@ -1,43 +1,353 @@
+"""Users (admin): a searchable, sortable table; create, change role, disable/enable, reset password,
+end sessions, delete. Thin on purpose: every rule (guards, validation, ending sessions, audit) lives in
+`UserService`; each action re-checks the admin role with `guard.require` first."""
+
 from __future__ import annotations
 
-from nicegui import ui
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from nicegui import events, run, ui
+
+from components.forms import error_banner, password_input, text_input
 from components.frame import frame
 from components.session import SessionGuard
+from components.theme import card
 from nox_ui.app import Services
+from nox_ui.errors import NoxError
+from nox_ui.models import User
 from nox_ui.roles import Principal, Role
+
+ROLE_OPTIONS = {role.value: role.value.capitalize() for role in Role}
+
+COLUMNS: list[dict[str, Any]] = [
+    {"name": "username", "label": "Username", "field": "username", "sortable": True, "align": "left"},
+    {
+        "name": "display_name",
+        "label": "Display name",
+        "field": "display_name",
+        "sortable": True,
+        "align": "left",
+    },
+    {"name": "email", "label": "Email", "field": "email", "sortable": True, "align": "left"},
+    {"name": "role", "label": "Role", "field": "role", "sortable": True, "align": "left"},
+    {"name": "status", "label": "Status", "field": "status", "sortable": True, "align": "left"},
+    {
+        "name": "last_login",
+        "label": "Last sign-in (UTC)",
+        "field": "last_login",
+        "sortable": True,
+        "align": "left",
+    },
+    {"name": "sessions", "label": "Sessions", "field": "sessions", "sortable": True, "align": "right"},
+    {"name": "actions", "label": "", "field": "id", "align": "right"},
+]
+
+# Each button emits `row-action` with the row's id; the page's handler does the rest.
+_ACTION_BUTTONS = [
+    ("role", "manage_accounts", "Change role", "false"),
+    ("toggle", "props.row.disabled ? 'check_circle' : 'block'", "Disable or enable", "true"),
+    ("password", "key", "Reset password", "false"),
+    ("sessions", "logout", "End sessions", "false"),
+    ("delete", "delete", "Delete", "false"),
+]
+_ACTIONS_SLOT = (
+    '<q-td key="actions" :props="props" auto-width>'
+    + "".join(
+        f'<q-btn flat dense round size="sm" {":icon" if dynamic == "true" else "icon"}="{icon}" '
+        f'aria-label="{label}" '
+        f"@click=\"() => $parent.$emit('row-action', {{action: '{action}', id: props.row.id}})\">"
+        f"<q-tooltip>{label}</q-tooltip></q-btn>"
+        for action, icon, label, dynamic in _ACTION_BUTTONS
+    )
+    + "</q-td>"
+)
+_STATUS_SLOT = (
+    '<q-td key="status" :props="props">'
+    "<q-badge :color=\"props.row.disabled ? 'grey' : 'positive'\" :label=\"props.row.status\" />"
+    "</q-td>"
+)
+
+
+def row_of(user: User, sessions: int) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "display_name": user.display_name,
+        "email": user.email,
+        "role": user.role,
+        "disabled": user.disabled,
+        "status": "disabled" if user.disabled else "active",
+        "last_login": user.last_login_at.strftime("%Y-%m-%d %H:%M") if user.last_login_at else "never",
+        "sessions": sessions,
+    }
+
+
+def _ip() -> str:
+    request = ui.context.client.request
+    return request.client.host if request is not None and request.client else ""
 
 
 def register(services: Services, guard: SessionGuard) -> None:
     @guard.page("/admin/users", role=Role.ADMIN, title="Users")
     def users_page(principal: Principal) -> None:
+        ip = _ip()
+
+        def rows() -> list[dict[str, Any]]:
+            counts = services.users.active_session_counts()
+            return [row_of(user, counts.get(user.id or 0, 0)) for user in services.users.list()]
+
+        def refresh() -> None:
+            table.rows = rows()
+
+        def row(user_id: int) -> dict[str, Any] | None:
+            return next((r for r in table.rows if r["id"] == user_id), None)
+
+        async def act(work: Callable[[Principal], Any], success: str) -> bool:
+            """Re-check the role, run `work(actor)` off the event loop, report the outcome."""
+            actor = guard.require(Role.ADMIN)
+            if actor is None:
+                return False
+            try:
+                await run.io_bound(work, actor)
+            except NoxError as exc:
+                ui.notify(exc.message, type="negative")
+                return False
+            ui.notify(success, type="positive")
+            refresh()
+            return True
+
+        # -- the confirmation dialog, shared by every destructive action ---------------------------
+        pending: dict[str, Callable[[], Awaitable[Any]]] = {}
+
+        with ui.dialog() as confirm_dialog, card().classes("q-pa-md gap-3 min-w-[320px]"):
+            confirm_title = ui.label("").classes("text-h6")
+            confirm_text = ui.label("").classes("text-body2 nox-muted")
+            with ui.row().classes("w-full justify-end gap-2"):
+                ui.button("Cancel", on_click=confirm_dialog.close).props("flat")
+
+                async def confirmed() -> None:
+                    confirm_dialog.close()
+                    action = pending.pop("action", None)
+                    if action is not None:
+                        await action()
+
+                confirm_button = (
+                    ui.button("Confirm", on_click=confirmed)
+                    .props("unelevated color=negative")
+                    .mark("confirm")
+                )
+
+        def ask(title: str, text: str, button: str, action: Callable[[], Awaitable[Any]]) -> None:
+            confirm_title.text = title
+            confirm_text.text = text
+            confirm_button.text = button
+            pending["action"] = action
+            confirm_dialog.open()
+
+        # -- new user ---------------------------------------------------------------------------------
+        with ui.dialog() as create_dialog, card().classes("q-pa-md gap-2 w-full max-w-md"):
+            ui.label("New user").classes("text-h6")
+            new_username = text_input("Username", autofocus=True).mark("new-username")
+            new_display_name = text_input("Display name (optional)").mark("new-display-name")
+            new_email = text_input("Email (optional)", autocomplete="off").mark("new-email")
+            new_role = (
+                ui.select(ROLE_OPTIONS, value=Role.VIEWER.value, label="Role")
+                .props("outlined")
+                .classes("w-full")
+                .mark("new-role")
+            )
+            new_password = password_input("Initial password", autocomplete="new-password").mark(
+                "new-password"
+            )
+            ui.label("At least 12 characters; common passwords are refused.").classes(
+                "text-caption nox-muted"
+            )
+            create_error = error_banner().mark("create-error")
+            with ui.row().classes("w-full justify-end gap-2"):
+                ui.button("Cancel", on_click=create_dialog.close).props("flat")
+
+                async def create() -> None:
+                    create_error.text = ""
+                    actor = guard.require(Role.ADMIN)
+                    if actor is None:
+                        return
+                    username = (new_username.value or "").strip()
+                    try:
+                        await run.io_bound(
+                            services.users.create,
+                            username,
+                            new_password.value or "",
+                            new_role.value or "",
+                            actor=actor,
+                            display_name=new_display_name.value or "",
+                            email=new_email.value or "",
+                            ip=_ip(),
+                        )
+                    except NoxError as exc:
+                        create_error.text = exc.message
+                        return
+                    create_dialog.close()
+                    ui.notify(f"User {username} created.", type="positive")
+                    refresh()
+
+                ui.button("Create", on_click=create).props("unelevated color=primary").mark("create-user")
+
+        def open_create() -> None:
+            for field in (new_username, new_display_name, new_email, new_password):
+                field.value = ""
+            new_role.value = Role.VIEWER.value
+            create_error.text = ""
+            create_dialog.open()
+
+        # -- change role ------------------------------------------------------------------------------
+        role_target: dict[str, Any] = {}
+        with ui.dialog() as role_dialog, card().classes("q-pa-md gap-2 min-w-[320px]"):
+            role_title = ui.label("").classes("text-h6")
+            ui.label("Changing the role signs this user out everywhere and revokes their tokens.").classes(
+                "text-body2 nox-muted"
+            )
+            role_select = (
+                ui.select(ROLE_OPTIONS, label="Role").props("outlined").classes("w-full").mark("role")
+            )
+            with ui.row().classes("w-full justify-end gap-2"):
+                ui.button("Cancel", on_click=role_dialog.close).props("flat")
+
+                async def save_role() -> None:
+                    user_id, role = role_target["id"], role_select.value or ""
+                    if await act(
+                        lambda actor: services.users.update(actor, user_id, role=role, ip=ip),
+                        f"{role_target['username']} is now {role}.",
+                    ):
+                        role_dialog.close()
+
+                ui.button("Change role", on_click=save_role).props("unelevated color=primary").mark(
+                    "save-role"
+                )
+
+        # -- reset password ---------------------------------------------------------------------------
+        password_target: dict[str, Any] = {}
+        with ui.dialog() as password_dialog, card().classes("q-pa-md gap-2 min-w-[320px]"):
+            password_title = ui.label("").classes("text-h6")
+            ui.label("The user is signed out everywhere and their tokens are revoked.").classes(
+                "text-body2 nox-muted"
+            )
+            reset_password = password_input("New password", autocomplete="new-password").mark(
+                "reset-password"
+            )
+            reset_error = error_banner().mark("reset-error")
+            with ui.row().classes("w-full justify-end gap-2"):
+                ui.button("Cancel", on_click=password_dialog.close).props("flat")
+
+                async def save_password() -> None:
+                    reset_error.text = ""
+                    actor = guard.require(Role.ADMIN)
+                    if actor is None:
+                        return
+                    user_id, password = password_target["id"], reset_password.value or ""
+                    try:
+                        await run.io_bound(
+                            lambda: services.users.update(actor, user_id, password=password, ip=ip)
+                        )
+                    except NoxError as exc:
+                        reset_error.text = exc.message
+                        return
+                    password_dialog.close()
+                    ui.notify(f"Password of {password_target['username']} reset.", type="positive")
+                    refresh()
+
+                ui.button("Reset password", on_click=save_password).props("unelevated color=primary").mark(
+                    "save-password"
+                )
+
+        # -- row actions ------------------------------------------------------------------------------
+
+        async def on_row_action(e: events.GenericEventArguments) -> None:
+            args = e.args if isinstance(e.args, dict) else {}
+            action = args.get("action")
+            target = row(int(args.get("id") or 0))
+            if target is None or guard.require(Role.ADMIN) is None:
+                return
+            user_id, name = target["id"], target["username"]
+            if action == "role":
+                role_target.update(target)
+                role_title.text = f"Change the role of {name}"
+                role_select.value = target["role"]
+                role_dialog.open()
+            elif action == "password":
+                password_target.update(target)
+                password_title.text = f"Reset the password of {name}"
+                reset_password.value = ""
+                reset_error.text = ""
+                password_dialog.open()
+            elif action == "toggle" and target["disabled"]:
+                await act(
+                    lambda actor: services.users.update(actor, user_id, disabled=False, ip=ip),
+                    f"{name} enabled.",
+                )
+            elif action == "toggle":
+                if user_id == principal.user_id:
+                    ui.notify("you cannot disable your own account", type="negative")
+                    return
+                ask(
+                    f"Disable {name}?",
+                    "They are signed out everywhere, their tokens are revoked and they cannot sign in.",
+                    "Disable",
+                    lambda: act(
+                        lambda actor: services.users.update(actor, user_id, disabled=True, ip=ip),
+                        f"{name} disabled.",
+                    ),
+                )
+            elif action == "sessions":
+                ask(
+                    f"End the sessions of {name}?",
+                    "Every browser session of this user ends and their API tokens are revoked.",
+                    "End sessions",
+                    lambda: act(
+                        lambda actor: services.users.end_sessions(actor, user_id, ip=ip), "Sessions ended."
+                    ),
+                )
+            elif action == "delete":
+                if user_id == principal.user_id:
+                    ui.notify("you cannot delete your own account", type="negative")
+                    return
+                ask(
+                    f"Delete {name}?",
+                    "The account, its sessions and its tokens are removed. This cannot be undone.",
+                    "Delete",
+                    lambda: act(
+                        lambda actor: services.users.delete(actor, user_id, ip=ip), f"{name} deleted."
+                    ),
+                )
+
+        # -- the page ---------------------------------------------------------------------------------
         with frame(guard, principal, "Users"):
-            ui.label("Users").classes("text-h5")
-            ui.markdown(
-                "Accounts are created on the command line with `nox-ui users create`; "
-                "editing them here comes with user management."
-            ).classes("text-body2 nox-muted")
-            rows = [
-                {
-                    "username": user.username,
-                    "role": user.role,
-                    "status": "disabled" if user.disabled else "active",
-                    "last_login": user.last_login_at.strftime("%Y-%m-%d %H:%M")
-                    if user.last_login_at
-                    else "never",
-                }
-                for user in services.users.list()
-            ]
-            columns = [
-                {
-                    "name": "username",
-                    "label": "Username",
-                    "field": "username",
-                    "sortable": True,
-                    "align": "left",
-                },
-                {"name": "role", "label": "Role", "field": "role", "sortable": True, "align": "left"},
-                {"name": "status", "label": "Status", "field": "status", "sortable": True, "align": "left"},
-                {"name": "last_login", "label": "Last sign-in (UTC)", "field": "last_login", "align": "left"},
-            ]
-            ui.table(columns=columns, rows=rows, row_key="username").props("flat bordered").classes("w-full")
+            with ui.row().classes("w-full items-center gap-3"):
+                ui.label("Users").classes("text-h5")
+                ui.space()
+                search = (
+                    ui.input(placeholder="Search users")
+                    .props("outlined dense clearable")
+                    .classes("min-w-[240px]")
+                    .mark("search")
+                )
+                with search.add_slot("prepend"):
+                    ui.icon("search")
+                ui.button("New user", icon="person_add", on_click=open_create).props(
+                    "unelevated color=primary"
+                ).mark("new-user")
+            with card().classes("w-full q-pa-none"):
+                table = (
+                    ui.table(columns=COLUMNS, rows=rows(), row_key="id", pagination=25)
+                    .props("flat")
+                    .classes("w-full")
+                    .mark("users-table")
+                )
+                table.add_slot("body-cell-status", _STATUS_SLOT)
+                table.add_slot("body-cell-actions", _ACTIONS_SLOT)
+                table.on("row-action", on_row_action)
+                search.bind_value_to(table, "filter")
+            ui.label(
+                "Changing a role, disabling or resetting a password signs that user out everywhere. "
+                "The last enabled admin cannot be demoted, disabled or deleted."
+            ).classes("text-caption nox-muted")

@@ -300,3 +300,28 @@ def test_live_chart_grows_by_one_point_per_sample(page: Page, server: Server, ad
     page.wait_for_timeout(3500)
     after = page.evaluate(count)
     assert after >= before + 2, (before, after)
+
+
+def test_admin_creates_an_operator_on_the_users_page(page: Page, server: Server, admin: str) -> None:
+    page.goto("/admin/users")
+    _sign_in(page)
+    expect(page).to_have_url(_path_is(server, "/admin/users"))
+    page.get_by_role("button", name="New user").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Username").fill("oscar")
+    dialog.get_by_label("Role").click()
+    page.get_by_role("option", name="Operator").click()
+    dialog.get_by_label("Initial password").fill("qwerty123456")
+    dialog.get_by_role("button", name="Create").click()
+    expect(dialog.get_by_text("password is too common: choose another")).to_be_visible()
+    dialog.get_by_label("Initial password").fill("operator passphrase 9")
+    dialog.get_by_role("button", name="Create").click()
+    oscar = page.get_by_role("row").filter(has=page.get_by_role("cell", name="oscar", exact=True))
+    expect(oscar.get_by_role("cell", name="operator", exact=True)).to_be_visible()
+    # The row buttons reach the server; deleting oneself is refused with a message.
+    own = page.get_by_role("row").filter(has=page.get_by_role("cell", name=USERNAME, exact=True))
+    own.get_by_role("button", name="Delete").click()
+    expect(page.get_by_text("you cannot delete your own account")).to_be_visible()
+    oscar.get_by_role("button", name="Delete").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("cell", name="oscar", exact=True)).to_have_count(0)

@@ -1,4 +1,6 @@
-"""User accounts: create, list, change password, disable. UI-free; the CLI, API and pages call these."""
+"""User accounts: create, list, update, change password, disable, delete. UI-free; the CLI, API and pages
+call these. Guards: the last enabled admin cannot be demoted, disabled or deleted, and nobody disables
+or deletes their own account."""
 
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ from nox_ui.roles import Principal, Role, authorize
 from nox_ui.services.audit import AuditService, actor_of
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
+MAX_EMAIL = 254
+MAX_DISPLAY_NAME = 128
 
 # Called with the ids of users whose sessions were just ended, so open pages can be closed at once.
 SessionsEndedListener = Callable[[set[int]], None]
@@ -24,6 +29,23 @@ SessionsEndedListener = Callable[[set[int]], None]
 
 def username_key(username: str) -> str:
     return username.strip().casefold()
+
+
+def clean_email(email: str) -> str:
+    """Loose check: empty, or one '@' with something either side, no spaces, at most 254 characters."""
+    email = email.strip()
+    if email and (len(email) > MAX_EMAIL or not EMAIL_RE.match(email)):
+        raise Invalid("invalid email address: use name@domain, without spaces, at most 254 characters")
+    return email
+
+
+def clean_display_name(display_name: str) -> str:
+    display_name = display_name.strip()
+    if len(display_name) > MAX_DISPLAY_NAME:
+        raise Invalid(f"display name too long: use at most {MAX_DISPLAY_NAME} characters")
+    if any(ch in display_name for ch in "\r\n\t\x00"):
+        raise Invalid("display name must be one line of text")
+    return display_name
 
 
 class UserService:
@@ -127,12 +149,14 @@ class UserService:
                 "invalid username: use 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit"
             )
         role = Role.parse(role) if isinstance(role, str) else role
+        display_name = clean_display_name(display_name)
+        email = clean_email(email)
         check_password_policy(password, username)
         user = User(
             username=username,
             username_key=username_key(username),
-            display_name=display_name.strip(),
-            email=email.strip(),
+            display_name=display_name,
+            email=email,
             password_hash=hash_password(password),
             role=role.value,
         )
@@ -201,6 +225,9 @@ class UserService:
         with self.db.session() as session:
             stored = session.get(User, user.id)
             assert stored is not None
+            if disabled:
+                _refuse_self(actor, stored, "disable")
+                _refuse_last_admin(session, stored, "disable")
             stored.disabled = disabled
             stored.updated_at = utcnow()
             ended = _end_credentials(session, stored.id) if disabled else (0, 0)
@@ -222,6 +249,169 @@ class UserService:
             self.notify_sessions_ended({stored.id or 0})
         return stored
 
+    def update(
+        self,
+        actor: Principal | None,
+        user_id: int,
+        *,
+        role: Role | str | None = None,
+        disabled: bool | None = None,
+        display_name: str | None = None,
+        email: str | None = None,
+        password: str | None = None,
+        ip: str = "",
+    ) -> User:
+        """Change any of role, disabled, display name, email and password in one transaction (admin only).
+
+        Changing the role, disabling or setting a password ends that user's sessions and tokens at once.
+        Everything is checked before anything is written, so a refused update changes nothing."""
+        if actor is not None:
+            self._authorize(actor, Role.ADMIN, "user.update", f"id {user_id}", ip)
+        new_role = Role.parse(role) if isinstance(role, str) else role
+        new_display_name = clean_display_name(display_name) if display_name is not None else None
+        new_email = clean_email(email) if email is not None else None
+        with self.db.session() as session:
+            stored = session.get(User, user_id)
+            if stored is None:
+                raise NotFound(f"no user with id {user_id}")
+            if password is not None:
+                check_password_policy(password, stored.username)
+            old_role = Role(stored.role)
+            demoted = new_role is not None and new_role != old_role and old_role is Role.ADMIN
+            disabling = disabled is True and not stored.disabled
+            if disabling:
+                _refuse_self(actor, stored, "disable")
+            if demoted or disabling:
+                _refuse_last_admin(session, stored, "demote" if demoted else "disable")
+
+            changes: dict[str, dict[str, Any]] = {}
+            if new_role is not None and new_role != old_role:
+                changes["role"] = {"old": old_role.value, "new": new_role.value}
+                stored.role = new_role.value
+            if new_display_name is not None and new_display_name != stored.display_name:
+                changes["display_name"] = {"old": stored.display_name, "new": new_display_name}
+                stored.display_name = new_display_name
+            if new_email is not None and new_email != stored.email:
+                changes["email"] = {"old": stored.email, "new": new_email}
+                stored.email = new_email
+            enabling = disabled is False and stored.disabled
+            if enabling:
+                changes["disabled"] = {"old": True, "new": False}
+            if disabled is not None:
+                stored.disabled = disabled
+            if password is not None:
+                stored.password_hash = hash_password(password)
+            if not changes and not disabling and password is None:
+                return stored
+            stored.updated_at = utcnow()
+
+            ended = (0, 0)
+            if "role" in changes or disabling or password is not None:
+                ended = _end_credentials(session, stored.id)
+            target = {"target_type": "user", "target_id": stored.id or "", "target_label": stored.username}
+            if changes:
+                self._audit(
+                    session,
+                    actor=actor,
+                    action="user.update",
+                    outcome="success",
+                    details=changes,
+                    ip=ip,
+                    **target,
+                )
+            if disabling:
+                self._audit(
+                    session,
+                    actor=actor,
+                    action="user.disable",
+                    outcome="success",
+                    details={"disabled": {"old": False, "new": True}},
+                    ip=ip,
+                    **target,
+                )
+            if password is not None:
+                self._audit(
+                    session,
+                    actor=actor,
+                    action="user.password",
+                    outcome="success",
+                    details={"own": actor is not None and actor.user_id == stored.id},
+                    ip=ip,
+                    **target,
+                )
+            reason = (
+                "account disabled"
+                if disabling
+                else "role changed"
+                if "role" in changes
+                else "password changed"
+            )
+            self._audit_sessions_ended(session, actor, stored, ended, reason, ip)
+            session.commit()
+            session.refresh(stored)
+        if any(ended) or disabling or "role" in changes or password is not None:
+            self.notify_sessions_ended({stored.id or 0})
+        return stored
+
+    def delete(self, actor: Principal | None, user_id: int, *, ip: str = "") -> None:
+        """Delete an account with its sessions and tokens (admin only; never one's own, never the last admin)."""
+        if actor is not None:
+            self._authorize(actor, Role.ADMIN, "user.delete", f"id {user_id}", ip)
+        with self.db.session() as session:
+            stored = session.get(User, user_id)
+            if stored is None:
+                raise NotFound(f"no user with id {user_id}")
+            _refuse_self(actor, stored, "delete")
+            if not stored.disabled:
+                _refuse_last_admin(session, stored, "delete")
+            logins = session.exec(select(LoginSession).where(LoginSession.user_id == user_id)).all()
+            tokens = session.exec(select(ApiToken).where(ApiToken.user_id == user_id)).all()
+            for row in (*logins, *tokens):
+                session.delete(row)
+            self._audit(
+                session,
+                actor=actor,
+                action="user.delete",
+                outcome="success",
+                target_type="user",
+                target_id=user_id,
+                target_label=stored.username,
+                details={
+                    "role": stored.role,
+                    "display_name": stored.display_name,
+                    "email": stored.email,
+                    "sessions": len(logins),
+                    "api_keys": len(tokens),
+                },
+                ip=ip,
+            )
+            session.flush()
+            session.delete(stored)
+            session.commit()
+        self.notify_sessions_ended({user_id})
+
+    def active_session_counts(self) -> dict[int, int]:
+        """user id -> number of browser sessions currently stored (expired ones go at their next use)."""
+        with self.db.session() as session:
+            rows = session.exec(
+                select(LoginSession.user_id, func.count()).group_by(LoginSession.user_id)  # type: ignore[arg-type]
+            ).all()
+        return {user_id: count for user_id, count in rows}
+
+    def end_sessions(self, actor: Principal | None, user_id: int, *, ip: str = "") -> tuple[int, int]:
+        """End every session and revoke every token of a user (admin only); returns how many of each."""
+        if actor is not None:
+            self._authorize(actor, Role.ADMIN, "auth.session.end", f"id {user_id}", ip)
+        with self.db.session() as session:
+            stored = session.get(User, user_id)
+            if stored is None:
+                raise NotFound(f"no user with id {user_id}")
+            ended = _end_credentials(session, stored.id)
+            self._audit_sessions_ended(session, actor, stored, ended, "ended by an admin", ip)
+            session.commit()
+        self.notify_sessions_ended({user_id})
+        return ended
+
     def record_sign_in(self, user_id: int, new_password_hash: str | None = None, *, ip: str = "") -> None:
         """Note a successful password check; upgrade the hash when Argon2's parameters changed."""
         with self.db.session() as session:
@@ -241,6 +431,26 @@ class UserService:
                     ip=ip,
                 )
                 session.commit()
+
+
+def _refuse_self(actor: Principal | None, user: User, verb: str) -> None:
+    if actor is not None and actor.user_id == user.id:
+        raise Conflict(f"you cannot {verb} your own account")
+
+
+def _refuse_last_admin(session: Session, user: User, verb: str) -> None:
+    """Refuse to take away the last enabled admin (demote, disable or delete)."""
+    if user.role != Role.ADMIN.value or user.disabled:
+        return
+    others = session.exec(
+        select(func.count())
+        .select_from(User)
+        .where(User.role == Role.ADMIN.value, User.disabled == False, User.id != user.id)  # noqa: E712
+    ).one()
+    if others == 0:
+        raise Conflict(
+            f"cannot {verb} {user.username!r}: it is the last enabled admin; make another admin first"
+        )
 
 
 def _end_credentials(session: Session, user_id: int | None) -> tuple[int, int]:

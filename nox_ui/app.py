@@ -37,7 +37,7 @@ def build_services(settings: Settings) -> Services:
     db = Database(settings.resolved_database_url)
     audit = AuditService(db)
     users = UserService(db, audit)
-    auth = AuthService(db, users, audit=audit)
+    auth = AuthService(db, users, audit)
     history = HistoryStore(db, settings.data_dir / "cache" / "history", interval=settings.sample_interval)
     metrics = MetricsService(Sampler(default_collectors()), history, settings.sample_interval)
     return Services(

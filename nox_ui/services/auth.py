@@ -59,10 +59,10 @@ class AuthService:
         self,
         db: Database,
         users: UserService,
+        audit: AuditService,
         *,
         sessions: SessionPolicy | None = None,
         login: LoginPolicy | None = None,
-        audit: AuditService | None = None,
     ) -> None:
         self.db = db
         self.audit = audit
@@ -114,16 +114,15 @@ class AuthService:
 
     def _login_failed(self, username: str, ip: str, reason: str) -> None:
         """Audit a refused sign-in: the attempted name as the target, never the password."""
-        if self.audit is not None:
-            self.audit.record_now(
-                actor=None,
-                action="auth.login.failure",
-                outcome="failure",
-                target_type="user",
-                target_label=username[:64],
-                details={"reason": reason},
-                ip=ip,
-            )
+        self.audit.record_now(
+            actor=None,
+            action="auth.login.failure",
+            outcome="failure",
+            target_type="user",
+            target_label=username[:64],
+            details={"reason": reason},
+            ip=ip,
+        )
 
     def verify_current_password(self, user_id: int, password: str) -> bool:
         """For a signed-in user confirming a sensitive change (not throttled per IP: they hold a session)."""
@@ -188,7 +187,7 @@ class AuthService:
             expired = now - login.last_seen_at > policy.idle or now - login.created_at > policy.absolute
             if user is None or user.disabled or expired:
                 session.delete(login)
-                if self.audit is not None and expired:
+                if expired:
                     self.audit.record(
                         session,
                         actor=None,
@@ -218,7 +217,7 @@ class AuthService:
             user_id = login.user_id
             session.delete(login)
             user = session.get(User, user_id)
-            if self.audit is not None and user is not None:
+            if user is not None:
                 self.audit.record(
                     session,
                     actor=actor_of(user),
@@ -262,21 +261,20 @@ class AuthService:
         with self.db.session() as session:
             session.add(record)
             session.flush()
-            if self.audit is not None:
-                self.audit.record(
-                    session,
-                    actor=actor_of(user, via="token"),
-                    action="auth.token.create",
-                    outcome="success",
-                    target_type="api_token",
-                    target_id=record.id or "",
-                    target_label=name,
-                    details={
-                        "scopes": sorted(scopes),
-                        "expires_at": record.expires_at.isoformat() if record.expires_at else None,
-                    },
-                    ip=ip,
-                )
+            self.audit.record(
+                session,
+                actor=actor_of(user, via="token"),
+                action="auth.token.create",
+                outcome="success",
+                target_type="api_token",
+                target_id=record.id or "",
+                target_label=name,
+                details={
+                    "scopes": sorted(scopes),
+                    "expires_at": record.expires_at.isoformat() if record.expires_at else None,
+                },
+                ip=ip,
+            )
             session.commit()
             session.refresh(record)
         return IssuedToken(token=token, record=record)
@@ -329,19 +327,18 @@ class AuthService:
             record = session.get(ApiToken, token_id)
             if record is not None and record.revoked_at is None:
                 record.revoked_at = utcnow()
-                if self.audit is not None:
-                    owner = session.get(User, record.user_id)
-                    self.audit.record(
-                        session,
-                        actor=actor,
-                        action="auth.token.revoke",
-                        outcome="success",
-                        target_type="api_token",
-                        target_id=token_id,
-                        target_label=record.name,
-                        details={"owner": owner.username if owner else None},
-                        ip=ip,
-                    )
+                owner = session.get(User, record.user_id)
+                self.audit.record(
+                    session,
+                    actor=actor,
+                    action="auth.token.revoke",
+                    outcome="success",
+                    target_type="api_token",
+                    target_id=token_id,
+                    target_label=record.name,
+                    details={"owner": owner.username if owner else None},
+                    ip=ip,
+                )
                 session.commit()
         self._token_cache.clear()
 

@@ -49,30 +49,25 @@ def clean_display_name(display_name: str) -> str:
 
 
 class UserService:
-    def __init__(self, db: Database, audit: AuditService | None = None) -> None:
+    def __init__(self, db: Database, audit: AuditService) -> None:
         self.db = db
         self.audit = audit
         self._sessions_ended: list[SessionsEndedListener] = []
-
-    def _audit(self, session: Session, **event: Any) -> None:
-        if self.audit is not None:
-            self.audit.record(session, **event)
 
     def _authorize(self, actor: Principal, minimum: Role, action: str, target: str, ip: str) -> None:
         """`authorize`, with the refusal written to the audit log."""
         try:
             authorize(actor, minimum)
         except Forbidden as exc:
-            if self.audit is not None:
-                self.audit.record_now(
-                    actor=actor,
-                    action="access.denied",
-                    outcome="denied",
-                    target_type="user",
-                    target_label=target,
-                    details={"attempted": action, "reason": exc.message},
-                    ip=ip,
-                )
+            self.audit.record_now(
+                actor=actor,
+                action="access.denied",
+                outcome="denied",
+                target_type="user",
+                target_label=target,
+                details={"attempted": action, "reason": exc.message},
+                ip=ip,
+            )
             raise
 
     def _audit_sessions_ended(
@@ -85,7 +80,7 @@ class UserService:
         ip: str,
     ) -> None:
         if any(ended):
-            self._audit(
+            self.audit.record(
                 session,
                 actor=actor,
                 action="auth.session.end",
@@ -166,7 +161,7 @@ class UserService:
             session.add(user)
             try:
                 session.flush()
-                self._audit(
+                self.audit.record(
                     session,
                     actor=actor,
                     action="user.create",
@@ -198,7 +193,7 @@ class UserService:
             stored.password_hash = hash_password(password)
             stored.updated_at = utcnow()
             ended = _end_credentials(session, stored.id)
-            self._audit(
+            self.audit.record(
                 session,
                 actor=actor,
                 action="user.password",
@@ -231,7 +226,7 @@ class UserService:
             stored.disabled = disabled
             stored.updated_at = utcnow()
             ended = _end_credentials(session, stored.id) if disabled else (0, 0)
-            self._audit(
+            self.audit.record(
                 session,
                 actor=actor,
                 action="user.disable" if disabled else "user.update",
@@ -308,9 +303,13 @@ class UserService:
             ended = (0, 0)
             if "role" in changes or disabling or password is not None:
                 ended = _end_credentials(session, stored.id)
-            target = {"target_type": "user", "target_id": stored.id or "", "target_label": stored.username}
+            target: dict[str, Any] = {
+                "target_type": "user",
+                "target_id": stored.id or "",
+                "target_label": stored.username,
+            }
             if changes:
-                self._audit(
+                self.audit.record(
                     session,
                     actor=actor,
                     action="user.update",
@@ -320,7 +319,7 @@ class UserService:
                     **target,
                 )
             if disabling:
-                self._audit(
+                self.audit.record(
                     session,
                     actor=actor,
                     action="user.disable",
@@ -330,7 +329,7 @@ class UserService:
                     **target,
                 )
             if password is not None:
-                self._audit(
+                self.audit.record(
                     session,
                     actor=actor,
                     action="user.password",
@@ -368,7 +367,7 @@ class UserService:
             tokens = session.exec(select(ApiToken).where(ApiToken.user_id == user_id)).all()
             for row in (*logins, *tokens):
                 session.delete(row)
-            self._audit(
+            self.audit.record(
                 session,
                 actor=actor,
                 action="user.delete",
@@ -420,7 +419,7 @@ class UserService:
                 stored.last_login_at = utcnow()
                 if new_password_hash:
                     stored.password_hash = new_password_hash
-                self._audit(
+                self.audit.record(
                     session,
                     actor=actor_of(stored),
                     action="auth.login.success",

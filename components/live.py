@@ -45,7 +45,7 @@ def _split(sid: str) -> tuple[str, str]:
     return name, next(iter(labels.values()), "")
 
 
-def labelled(values: dict[str, float], name: str, label: str = "") -> dict[str, float]:
+def labelled(values: dict[str, float], name: str) -> dict[str, float]:
     """{label value: metric value} for every series of `name` (the metrics used here have one label)."""
     out = {}
     for sid, value in values.items():
@@ -91,10 +91,10 @@ class DashboardFeed:
     def chart_points(sample: Sample) -> ChartPoints:
         v = sample.values
         ms = round(sample.ts * 1000)
-        rx = sum(val for iface, val in labelled(v, "net.rx_bytes_per_s", "iface").items() if iface != "lo")
-        tx = sum(val for iface, val in labelled(v, "net.tx_bytes_per_s", "iface").items() if iface != "lo")
-        reads = sum(labelled(v, "disk.read_bytes_per_s", "disk").values())
-        writes = sum(labelled(v, "disk.write_bytes_per_s", "disk").values())
+        rx = sum(val for iface, val in labelled(v, "net.rx_bytes_per_s").items() if iface != "lo")
+        tx = sum(val for iface, val in labelled(v, "net.tx_bytes_per_s").items() if iface != "lo")
+        reads = sum(labelled(v, "disk.read_bytes_per_s").values())
+        writes = sum(labelled(v, "disk.write_bytes_per_s").values())
         points: ChartPoints = {}
         if "cpu.percent" in v:
             points["cpu"] = [
@@ -126,7 +126,7 @@ class DashboardFeed:
                 f"user {v.get('cpu.user_percent', 0):.0f} % · system {v.get('cpu.system_percent', 0):.0f} % · "
                 f"iowait {v.get('cpu.iowait_percent', 0):.0f} % · steal {v.get('cpu.steal_percent', 0):.0f} %"
             )
-            for core, value in labelled(v, "cpu.core.percent", "core").items():
+            for core, value in labelled(v, "cpu.core.percent").items():
                 view[f"core.{core}.bar"] = round(value / 100, 3)
                 view[f"core.{core}.label"] = f"{value:.0f} %"
         if "load.1" in v:
@@ -154,21 +154,21 @@ class DashboardFeed:
                 view["swap.value"] = "off"
                 view["swap.level"] = "ok"
                 view["swap.detail"] = "no swap space configured"
-        for mount, percent in labelled(v, "disk.used_percent", "mount").items():
-            used = labelled(v, "disk.used_bytes", "mount").get(mount, 0)
-            total = labelled(v, "disk.total_bytes", "mount").get(mount, 0)
+        used_bytes, total_bytes = labelled(v, "disk.used_bytes"), labelled(v, "disk.total_bytes")
+        for mount, percent in labelled(v, "disk.used_percent").items():
+            used, total = used_bytes.get(mount, 0), total_bytes.get(mount, 0)
             view[f"disk.{mount}.value"] = f"{percent:.0f} %"
             view[f"disk.{mount}.bar"] = round(percent / 100, 3)
             view[f"disk.{mount}.level"] = level(percent, 80, 92)
             view[f"disk.{mount}.detail"] = f"{format_bytes(used)} of {format_bytes(total)}"
-        reads = labelled(v, "disk.read_bytes_per_s", "disk")
-        writes = labelled(v, "disk.write_bytes_per_s", "disk")
+        reads = labelled(v, "disk.read_bytes_per_s")
+        writes = labelled(v, "disk.write_bytes_per_s")
         for disk in reads:
             view[f"diskio.{disk}.detail"] = (
                 f"read {format_rate(reads[disk])} · write {format_rate(writes.get(disk, 0))}"
             )
-        rx = labelled(v, "net.rx_bytes_per_s", "iface")
-        tx = labelled(v, "net.tx_bytes_per_s", "iface")
+        rx = labelled(v, "net.rx_bytes_per_s")
+        tx = labelled(v, "net.tx_bytes_per_s")
         for iface in rx:
             if iface != "lo":
                 view[f"net.{iface}.detail"] = f"↓ {format_rate(rx[iface])}  ↑ {format_rate(tx.get(iface, 0))}"

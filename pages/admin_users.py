@@ -16,6 +16,7 @@ from components.theme import card
 from nox_ui.app import Services
 from nox_ui.errors import NoxError
 from nox_ui.models import User
+from nox_ui.passwords import MIN_LENGTH
 from nox_ui.roles import Principal, Role
 
 ROLE_OPTIONS = {role.value: role.value.capitalize() for role in Role}
@@ -160,7 +161,7 @@ def register(services: Services, guard: SessionGuard) -> None:
             new_password = password_input("Initial password", autocomplete="new-password").mark(
                 "new-password"
             )
-            ui.label("At least 12 characters; common passwords are refused.").classes(
+            ui.label(f"At least {MIN_LENGTH} characters; common passwords are refused.").classes(
                 "text-caption nox-muted"
             )
             create_error = error_banner().mark("create-error")

@@ -29,6 +29,7 @@ NAV_ITEMS: list[NavItem] = [
     NavItem("History", "timeline", "/history"),
     NavItem("Processes", "memory", "/processes"),
     NavItem("Users", "group", "/admin/users", Role.ADMIN),
+    NavItem("Settings", "tune", "/admin/settings", Role.ADMIN),
     NavItem("Audit log", "fact_check", "/admin/audit", Role.ADMIN),
 ]
 
@@ -63,6 +64,8 @@ _CONNECTION_JS = """
 def frame(guard: SessionGuard, principal: Principal, title: str) -> Iterator[None]:
     apply_theme()
     current_path = ui.context.client.page.path
+    site_name = guard.services.config.current.site_name
+    ui.page_title(f"{title} · {site_name}")
     dark = ui.dark_mode(app.storage.user.get("dark"))
 
     with ui.header().classes("nox-header items-center q-px-md q-py-sm gap-3"):
@@ -71,7 +74,7 @@ def frame(guard: SessionGuard, principal: Principal, title: str) -> Iterator[Non
         )
         with ui.link(target="/").classes("row items-center gap-2 no-underline text-white"):
             ui.icon("dns", size="sm")
-            ui.label("Nox UI").classes("text-subtitle1 text-weight-bold")
+            ui.label(site_name).classes("text-subtitle1 text-weight-bold").mark("site-name")
         ui.label(title).classes("text-subtitle2 opacity-80 gt-xs")
         ui.space()
         ui.html(

@@ -37,6 +37,8 @@ body { background: #f1f5f9; }
 .nox-spark-box { width: 120px; height: 28px; color: #2563eb; }
 .body--dark .nox-spark-box { color: #60a5fa; }
 .nox-spark { width: 120px; height: 28px; display: block; }
+.nox-save-bar { background: #f1f5f9; border-top: 1px solid rgba(148, 163, 184, .35); z-index: 5; }
+.body--dark .nox-save-bar { background: #0b1220; }
 .nox-mono { font-variant-numeric: tabular-nums; }
 .nox-value, .nox-metric-card .text-caption { font-variant-numeric: tabular-nums; }
 """

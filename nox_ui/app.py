@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from nox_ui.config import Settings
 from nox_ui.db import Database
 from nox_ui.metrics.collectors import default_collectors
-from nox_ui.metrics.history import HistoryStore
+from nox_ui.metrics.history import HistoryStore, Retention
 from nox_ui.metrics.sampler import Sampler
 from nox_ui.metrics.service import MetricsService
+from nox_ui.runtime_settings import RuntimeSettings
 from nox_ui.services.audit import AuditService
-from nox_ui.services.auth import AuthService
+from nox_ui.services.auth import AuthService, LoginPolicy, SessionPolicy
 from nox_ui.services.processes import ProcessService
+from nox_ui.services.settings import SettingsService
 from nox_ui.services.setup import SetupService
 from nox_ui.services.users import UserService
 
@@ -22,6 +25,7 @@ class Services:
     settings: Settings
     db: Database
     audit: AuditService
+    config: SettingsService
     users: UserService
     auth: AuthService
     setup: SetupService
@@ -40,10 +44,25 @@ def build_services(settings: Settings) -> Services:
     auth = AuthService(db, users, audit)
     history = HistoryStore(db, settings.data_dir / "cache" / "history", interval=settings.sample_interval)
     metrics = MetricsService(Sampler(default_collectors()), history, settings.sample_interval)
+    config = SettingsService(db, audit)
+
+    def apply(live: RuntimeSettings, _changed: frozenset[str]) -> None:
+        """Hand changed runtime settings to the services that use them; they read them per request."""
+        auth.session_policy = SessionPolicy(
+            idle=timedelta(minutes=live.session_idle_minutes),
+            absolute=timedelta(hours=live.session_max_hours),
+        )
+        auth.login_policy = LoginPolicy(
+            max_failures=live.login_max_failures, lockout_seconds=live.login_lockout_seconds
+        )
+        history.retention = Retention(minute_days=live.history_minute_days, hour_days=live.history_hour_days)
+
+    config.subscribe(apply)
     return Services(
         settings=settings,
         db=db,
         audit=audit,
+        config=config,
         users=users,
         auth=auth,
         setup=SetupService(users),

@@ -136,3 +136,14 @@ class AuditEvent(SQLModel, table=True):
     details: str = Field(default="{}", sa_column=Column(Text(), nullable=False))
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+
+
+class RuntimeSetting(SQLModel, table=True):
+    """One runtime setting changed from its default (nox_ui/runtime_settings.py); the value is JSON."""
+
+    __tablename__ = "runtime_settings"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(sa_column=Column(Text(), nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    updated_by: str = Field(default="system", max_length=64)

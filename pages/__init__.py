@@ -6,7 +6,17 @@ from nicegui import ui
 
 from components.session import SessionGuard
 from nox_ui.app import Services
-from pages import admin_audit, admin_users, dashboard, history, login, processes, profile, setup
+from pages import (
+    admin_audit,
+    admin_settings,
+    admin_users,
+    dashboard,
+    history,
+    login,
+    processes,
+    profile,
+    setup,
+)
 
 
 def register_pages(services: Services) -> SessionGuard:
@@ -19,5 +29,6 @@ def register_pages(services: Services) -> SessionGuard:
     processes.register(services, guard)
     profile.register(services, guard)
     admin_users.register(services, guard)
+    admin_settings.register(services, guard)
     admin_audit.register(services, guard)
     return guard

@@ -1,0 +1,205 @@
+"""The registry of runtime settings: every setting an admin may change live, typed and validated.
+
+One pydantic model is the single source of truth: the API's schema, the settings page's inputs and
+groups, validation and defaults are all read from it. Adding a setting means adding one field here
+(and a subscriber where it takes effect). Environment settings that need a restart (paths, ports,
+the secret key) stay in `nox_ui/config.py`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from croniter import croniter
+from limits import parse_many
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+GENERAL = "General"
+SECURITY = "Security"
+METRICS = "Metrics & retention"
+ALERTS = "Alerts & email"
+BACKUPS = "Backups"
+RATE_LIMITS = "Rate limits"
+GROUPS = (GENERAL, SECURITY, METRICS, ALERTS, BACKUPS, RATE_LIMITS)
+
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
+_HOST_RE = re.compile(r"^[A-Za-z0-9.\-:\[\]]*$")
+
+
+def setting(default: Any, description: str, group: str, *, secret: bool = False, **constraints: Any) -> Any:
+    """A registry field: its group and whether it is write-only travel in the JSON schema."""
+    return Field(
+        default,
+        description=description,
+        json_schema_extra={"group": group, "secret": secret},
+        **constraints,
+    )
+
+
+class RuntimeSettings(BaseModel):
+    """Live settings. Strict types: `"25"` is not a port, `"yes"` is not a boolean."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    # General
+    site_name: str = setting(
+        "Nox UI", "Name shown in the header and the browser tab.", GENERAL, min_length=1, max_length=64
+    )
+
+    # Security
+    login_max_failures: int = setting(
+        10,
+        "Failed sign-ins allowed per account and address before sign-in is refused for a while.",
+        SECURITY,
+        ge=1,
+        le=1000,
+    )
+    login_lockout_seconds: int = setting(
+        900,
+        "How long failed sign-ins are counted (and a locked sign-in stays locked).",
+        SECURITY,
+        ge=10,
+        le=86400,
+    )
+    session_idle_minutes: int = setting(
+        480, "A browser session ends after this long without a request.", SECURITY, ge=5, le=43200
+    )
+    session_max_hours: int = setting(
+        168, "A browser session ends this long after sign-in, however active.", SECURITY, ge=1, le=8760
+    )
+
+    # Metrics & retention
+    history_minute_days: int = setting(
+        30, "Days of 1-minute history kept (used for ranges up to 7 days).", METRICS, ge=1, le=366
+    )
+    history_hour_days: int = setting(
+        365, "Days of 1-hour history kept (used for longer ranges).", METRICS, ge=1, le=3660
+    )
+
+    # Alerts & email
+    smtp_host: str = setting(
+        "", "SMTP server for email notifications; empty: email is off.", ALERTS, max_length=255
+    )
+    smtp_port: int = setting(587, "SMTP port (587 submission, 465 TLS, 25 relay).", ALERTS, ge=1, le=65535)
+    smtp_username: str = setting("", "SMTP user name; empty: no authentication.", ALERTS, max_length=255)
+    smtp_password: str = setting("", "SMTP password (write-only).", ALERTS, secret=True, max_length=1024)
+    smtp_from: str = setting("", "Sender address of notification emails.", ALERTS, max_length=254)
+    smtp_starttls: bool = setting(True, "Upgrade the SMTP connection with STARTTLS.", ALERTS)
+
+    # Backups
+    backup_schedule: str = setting(
+        "0 3 * * *", "When automatic backups run (cron: minute hour day month weekday; UTC).", BACKUPS
+    )
+    backup_keep: int = setting(7, "How many automatic backups are kept.", BACKUPS, ge=1, le=1000)
+
+    # Rate limits
+    api_rate_limit: str = setting(
+        "600/minute",
+        "Requests per client to /api/v1 (limits notation, e.g. 600/minute or 10/second;100/minute).",
+        RATE_LIMITS,
+        max_length=128,
+    )
+
+    @field_validator("site_name", "smtp_username", "smtp_from")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if any(ch in value for ch in "\r\n\t\x00"):
+            raise ValueError("must be one line of text")
+        return value.strip()
+
+    @field_validator("smtp_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        value = value.strip()
+        if not _HOST_RE.match(value):
+            raise ValueError("must be a host name or an IP address, without a scheme or a port")
+        return value
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if value and not _EMAIL_RE.match(value):
+            raise ValueError("must be an email address such as nox@example.org")
+        return value
+
+    @field_validator("backup_schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if len(value.split()) != 5 or not croniter.is_valid(value):
+            raise ValueError("must be a cron expression with 5 fields, e.g. '0 3 * * *' (daily at 03:00)")
+        return value
+
+    @field_validator("api_rate_limit")
+    @classmethod
+    def _limit(cls, value: str) -> str:
+        value = value.strip()
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(
+                "must be in limits notation, e.g. '600/minute' or '10/second;600/hour'"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _tiers_nest(self) -> RuntimeSettings:
+        if self.history_hour_days < self.history_minute_days:
+            raise ValueError("history_hour_days must be at least history_minute_days")
+        return self
+
+
+@dataclass(frozen=True)
+class SettingInfo:
+    key: str
+    type: str
+    default: Any
+    group: str
+    description: str
+    secret: bool
+    constraints: dict[str, Any]
+
+
+_JSON_TYPES = {"string": "string", "integer": "integer", "boolean": "boolean", "number": "number"}
+_CONSTRAINT_KEYS = ("minimum", "maximum", "minLength", "maxLength")
+
+
+def registry() -> dict[str, SettingInfo]:
+    """Every setting in declaration order, described from the model's JSON schema."""
+    properties = RuntimeSettings.model_json_schema()["properties"]
+    infos = {}
+    for key, field in RuntimeSettings.model_fields.items():
+        prop = properties[key]
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        infos[key] = SettingInfo(
+            key=key,
+            type=_JSON_TYPES[prop["type"]],
+            default=field.default,
+            group=str(extra.get("group", GENERAL)),
+            description=field.description or "",
+            secret=bool(extra.get("secret", False)),
+            constraints={name: prop[name] for name in _CONSTRAINT_KEYS if name in prop},
+        )
+    return infos
+
+
+SECRET_KEYS = frozenset(key for key, info in registry().items() if info.secret)
+
+
+def field_errors(exc: ValidationError) -> dict[str, str]:
+    """pydantic's errors as {setting key: readable message}; cross-field errors under the first key named."""
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        loc = error.get("loc", ())
+        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        if loc:
+            key = str(loc[0])
+        else:
+            named = [k for k in RuntimeSettings.model_fields if k in message]
+            key = min(named, key=message.index) if named else "__all__"
+        if error.get("type") == "extra_forbidden":
+            message = "unknown setting"
+        errors.setdefault(key, message)
+    return errors

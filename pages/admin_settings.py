@@ -1,0 +1,292 @@
+"""Settings (admin): every runtime setting, grouped, validated in place; a diff before saving;
+export and import as JSON with a dry-run diff. The inputs, groups and rules all come from the
+registry (`nox_ui/runtime_settings.py`) through `SettingsService`; nothing about a setting is
+written here."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nicegui import events, run, ui
+
+from components.frame import frame
+from components.session import SessionGuard
+from components.theme import card
+from nox_ui.app import Services
+from nox_ui.errors import NoxError
+from nox_ui.roles import Principal, Role
+from nox_ui.runtime_settings import GROUPS, SettingInfo
+from nox_ui.services.settings import InvalidSettings, SettingChange
+
+DIFF_COLUMNS: list[dict[str, Any]] = [
+    {"name": "key", "label": "Setting", "field": "key", "align": "left"},
+    {"name": "old", "label": "Now", "field": "old", "align": "left"},
+    {"name": "new", "label": "After", "field": "new", "align": "left"},
+]
+MAX_IMPORT_BYTES = 256 * 1024
+
+
+def _label(key: str) -> str:
+    return key.replace("_", " ").capitalize().replace("Smtp", "SMTP").replace("Api", "API")
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "empty" if value == "" else str(value)
+
+
+def _diff_rows(diff: list[SettingChange]) -> list[dict[str, str]]:
+    return [{"key": c.key, "old": _shown(c.old), "new": _shown(c.new)} for c in diff]
+
+
+def register(services: Services, guard: SessionGuard) -> None:
+    config = services.config
+
+    @guard.page("/admin/settings", role=Role.ADMIN, title="Settings")
+    def settings_page(principal: Principal) -> None:
+        pending: dict[str, Any] = {}
+        inputs: dict[str, ui.element] = {}
+        hints: dict[str, ui.label] = {}
+
+        def hint_for(info: SettingInfo) -> str:
+            if info.secret:
+                state = "set" if config.secrets_set()[info.key] else "not set"
+                return f"{info.description} Currently {state}; leave empty to keep it."
+            return f"{info.description} Default: {_shown(info.default)}."
+
+        def refresh_state() -> None:
+            """Errors in place, the unsaved-changes count, and the save button."""
+            try:
+                _candidate, diff = config.validate(pending)
+                errors: dict[str, str] = {}
+            except InvalidSettings as exc:
+                diff, errors = [], exc.errors
+            for key, element in inputs.items():
+                if hasattr(element, "error"):
+                    element.error = errors.get(key)
+            changed = len(diff) if not errors else len(pending)
+            status.text = (
+                f"{len(errors)} invalid value(s): fix them to save"
+                if errors
+                else f"{changed} unsaved change(s)"
+                if changed
+                else "No unsaved changes"
+            )
+            status.classes(replace="text-body2 " + ("text-negative" if errors else "nox-muted"))
+            save_button.set_enabled(bool(diff) and not errors)
+            discard_button.set_enabled(bool(pending))
+
+        def edited(key: str, value: Any) -> None:
+            info = config.info[key]
+            if info.type == "integer" and isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if info.secret and value == "":
+                pending.pop(key, None)  # empty means "keep the stored secret"
+            elif value is None and info.type == "integer":
+                pending[key] = ""  # an empty number field: shown as an error, not as "reset to default"
+            else:
+                pending[key] = value
+            current = config.current.model_dump()[key]
+            if not info.secret and key in pending and pending[key] == current:
+                del pending[key]
+            refresh_state()
+
+        def clear_secret(key: str) -> None:
+            inputs[key].set_value("")
+            pending[key] = ""
+            hints[key].text = "Will be cleared when you save."
+            refresh_state()
+
+        def reset_inputs() -> None:
+            pending.clear()
+            values = config.current.model_dump()
+            for key, element in inputs.items():
+                info = config.info[key]
+                element.set_value("" if info.secret else values[key])
+                hints[key].text = hint_for(info)
+            pending.clear()
+            refresh_state()
+
+        # -- saving: a diff first, then one atomic update --------------------------------------------
+        with ui.dialog() as diff_dialog, card().classes("q-pa-md gap-3 min-w-[420px] max-w-2xl"):
+            diff_title = ui.label("").classes("text-h6")
+            diff_table = ui.table(columns=DIFF_COLUMNS, rows=[], row_key="key").props("flat dense")
+            diff_table.classes("w-full").mark("settings-diff")
+            diff_error = ui.label("").classes("text-negative text-body2").props("role=alert")
+            with ui.row().classes("w-full justify-end gap-2"):
+                ui.button("Cancel", on_click=diff_dialog.close).props("flat")
+                diff_confirm = ui.button("Save").props("unelevated color=primary").mark("confirm-save")
+
+        apply_action: dict[str, Any] = {}
+
+        def show_diff(title: str, diff: list[SettingChange], confirm_label: str) -> None:
+            diff_title.text = title
+            diff_table.rows = _diff_rows(diff)
+            diff_table.update()
+            diff_error.text = ""
+            diff_confirm.text = confirm_label
+            diff_dialog.open()
+
+        async def confirmed() -> None:
+            actor = guard.require(Role.ADMIN)
+            if actor is None:
+                return
+            ip = _ip()
+            try:
+                if apply_action.get("document") is not None:
+                    diff = await run.io_bound(config.import_, actor, apply_action["document"], ip=ip)
+                else:
+                    diff = await run.io_bound(config.update, actor, dict(pending), ip=ip)
+            except NoxError as exc:
+                diff_error.text = exc.message
+                return
+            diff_dialog.close()
+            reset_inputs()
+            ui.notify(f"Saved {len(diff)} setting(s); in effect now.", type="positive")
+
+        diff_confirm.on_click(confirmed)
+
+        def review() -> None:
+            try:
+                _candidate, diff = config.validate(pending)
+            except InvalidSettings:
+                refresh_state()
+                return
+            apply_action.clear()
+            show_diff("Review changes", diff, "Save")
+
+        # -- export and import ----------------------------------------------------------------------
+        def export() -> None:
+            if guard.require(Role.ADMIN) is None:
+                return
+            document = json.dumps(config.export(), indent=2) + "\n"
+            ui.download.content(document, "nox-ui-settings.json", "application/json")
+
+        async def imported(event: events.UploadEventArguments) -> None:
+            upload.reset()
+            import_dialog.close()
+            actor = guard.require(Role.ADMIN)
+            if actor is None:
+                return
+            try:
+                document = json.loads(await event.file.text())
+                diff = await run.io_bound(config.import_, actor, document, dry_run=True)
+            except ValueError:
+                ui.notify("That file is not JSON: choose a settings export (.json).", type="negative")
+                return
+            except NoxError as exc:
+                ui.notify(f"Import refused, nothing changed: {exc.message}", type="negative", multi_line=True)
+                return
+            if not diff:
+                ui.notify("The file matches the current settings: nothing to import.", type="info")
+                return
+            apply_action.clear()
+            apply_action["document"] = document
+            show_diff(f"Import: {len(diff)} change(s) (dry run)", diff, "Import")
+
+        with ui.dialog() as import_dialog, card().classes("q-pa-md gap-3 min-w-[360px]"):
+            ui.label("Import settings").classes("text-h6")
+            ui.label(
+                "Choose a file made by Export. You will see what would change before anything does."
+            ).classes("text-body2 nox-muted")
+            upload = (
+                ui.upload(on_upload=imported, auto_upload=True, max_file_size=MAX_IMPORT_BYTES)
+                .props("accept=.json,application/json flat bordered")
+                .classes("w-full")
+                .mark("settings-upload")
+            )
+            with ui.row().classes("w-full justify-end"):
+                ui.button("Cancel", on_click=import_dialog.close).props("flat")
+
+        # -- the page -------------------------------------------------------------------------------
+        with frame(guard, principal, "Settings"):
+            with ui.row().classes("w-full items-center gap-2"):
+                ui.label("Settings").classes("text-h5")
+                ui.space()
+                ui.button("Export", icon="download", on_click=export).props("flat").mark("export")
+                ui.button("Import", icon="upload", on_click=import_dialog.open).props("flat").mark("import")
+            ui.label(
+                "Changes take effect as soon as they are saved, without a restart, and are recorded "
+                "in the audit log."
+            ).classes("text-body2 nox-muted")
+
+            values = config.current.model_dump()
+            for group in GROUPS:
+                members = [info for info in config.info.values() if info.group == group]
+                with card().classes("w-full q-pa-md gap-1").mark(f"group-{group}"):
+                    ui.label(group).classes("text-subtitle1 text-weight-medium")
+                    for info in members:
+                        with ui.row().classes("w-full items-start gap-4 no-wrap q-py-xs"):
+                            with ui.column().classes("gap-0 w-64 shrink-0"):
+                                ui.label(_label(info.key)).classes("text-body2 text-weight-medium")
+                                ui.label(info.key).classes("text-caption nox-muted font-mono")
+                            with ui.column().classes("gap-0 grow"):
+                                inputs[info.key] = _input_for(info, values[info.key], edited)
+                                if info.secret and config.secrets_set()[info.key]:
+                                    ui.button(
+                                        "Clear it", on_click=lambda key=info.key: clear_secret(key)
+                                    ).props("flat dense size=sm").mark(f"clear-{info.key}")
+                                hints[info.key] = ui.label(hint_for(info)).classes("text-caption nox-muted")
+
+            with ui.row().classes("w-full items-center gap-3 sticky bottom-0 q-py-sm nox-save-bar"):
+                status = (
+                    ui.label("No unsaved changes").classes("text-body2 nox-muted").mark("settings-status")
+                )
+                ui.space()
+                discard_button = ui.button("Discard", on_click=reset_inputs).props("flat").mark("discard")
+                save_button = (
+                    ui.button("Review and save", on_click=review)
+                    .props("unelevated color=primary")
+                    .mark("review-save")
+                )
+            refresh_state()
+
+
+def _ip() -> str:
+    request = ui.context.client.request
+    return request.client.host if request is not None and request.client else ""
+
+
+def _input_for(info: SettingInfo, value: Any, edited: Any) -> ui.element:
+    """The input for one setting, by its registry type; every change goes through `edited`."""
+    key = info.key
+    mark = f"setting-{key}"
+    if info.type == "boolean":
+        return ui.switch(value=value, on_change=lambda e: edited(key, e.value)).mark(mark)
+    if info.type == "integer":
+        return (
+            ui.number(
+                value=value,
+                min=info.constraints.get("minimum"),
+                max=info.constraints.get("maximum"),
+                step=1,
+                precision=0,
+                on_change=lambda e: edited(key, e.value),
+            )
+            .without_auto_validation()  # errors come from the whole change set, see refresh_state
+            .props("outlined dense")
+            .classes("w-48")
+            .mark(mark)
+        )
+    if info.secret:
+        return (
+            ui.input(
+                password=True,
+                password_toggle_button=True,
+                placeholder="unchanged",
+                on_change=lambda e: edited(key, e.value),
+            )
+            .without_auto_validation()
+            .props("outlined dense autocomplete=new-password")
+            .classes("w-full max-w-md")
+            .mark(mark)
+        )
+    return (
+        ui.input(value=value, on_change=lambda e: edited(key, e.value))
+        .without_auto_validation()
+        .props("outlined dense")
+        .classes("w-full max-w-md")
+        .mark(mark)
+    )

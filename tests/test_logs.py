@@ -55,6 +55,15 @@ def test_sign_in_logs_carry_no_secrets(log_dir: Path, accounts: Services) -> Non
         assert secret not in text
 
 
+def test_settings_and_password_changes_log_no_secret_values(log_dir: Path, accounts: Services) -> None:
+    accounts.config.update(None, {"smtp_password": "mail-S3CRET-value", "smtp_host": "mail.example.org"})
+    accounts.users.set_password("olga", "fresh operator passphrase")
+    text = _read(log_dir)
+    assert "settings changed by system: smtp_host, smtp_password" in text
+    for secret in ("mail-S3CRET-value", "fresh operator passphrase"):
+        assert secret not in text
+
+
 def test_standard_library_logs_are_routed_and_query_secrets_redacted(log_dir: Path) -> None:
     logging.getLogger("uvicorn.error").warning(
         "GET /setup?token=abc123SECRET&x=1 and /auth/complete?ticket=T0PSECRET"

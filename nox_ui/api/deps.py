@@ -76,6 +76,7 @@ def require_role(minimum: Role) -> Callable[..., Awaitable[Principal]]:
             raise
         return principal
 
+    dependency.minimum_role = minimum  # type: ignore[attr-defined]  # lets tests find every route's role
     return dependency
 
 

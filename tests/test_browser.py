@@ -182,10 +182,10 @@ def _create_admin_via_setup(page: Page, server: Server) -> None:
     server.admin_created = True
 
 
-def _sign_in(page: Page, password: str = PASSWORD) -> None:
+def _sign_in(page: Page, password: str = PASSWORD, username: str = USERNAME) -> None:
     """Type like a person: key by key, then Enter in the password field."""
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
-    page.get_by_label("Username").press_sequentially(USERNAME)
+    page.get_by_label("Username").press_sequentially(username)
     field = page.get_by_label("Password", exact=True)
     field.press_sequentially(password)
     field.press("Enter")
@@ -325,3 +325,49 @@ def test_admin_creates_an_operator_on_the_users_page(page: Page, server: Server,
     oscar.get_by_role("button", name="Delete").click()
     page.get_by_role("dialog").get_by_role("button", name="Delete").click()
     expect(page.get_by_role("cell", name="oscar", exact=True)).to_have_count(0)
+
+
+def test_a_new_operator_signs_in_sees_no_admin_screens_and_the_audit_log_shows_both_events(
+    browser: Browser, page: Page, server: Server, admin: str
+) -> None:
+    page.goto("/admin/users")
+    _sign_in(page)
+    page.get_by_role("button", name="New user").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Username").fill("orla")
+    dialog.get_by_label("Role").click()
+    page.get_by_role("option", name="Operator").click()
+    dialog.get_by_label("Initial password").fill("orla operator passphrase")
+    dialog.get_by_role("button", name="Create").click()
+    expect(page.get_by_role("cell", name="orla", exact=True)).to_be_visible()
+
+    # The operator, in a browser of their own
+    operator = browser.new_context(base_url=server.base_url)
+    operator.set_default_timeout(TIMEOUT_MS)
+    try:
+        theirs = operator.new_page()
+        theirs.goto("/login")
+        _sign_in(theirs, "orla operator passphrase", username="orla")
+        expect(theirs).to_have_url(_path_is(server, "/"))
+        expect(theirs.get_by_role("button", name="User menu")).to_contain_text("operator")
+        drawer = theirs.locator(".nox-drawer")
+        expect(drawer.get_by_text("Processes")).to_be_visible()
+        for label in ("Users", "Settings", "Audit log"):
+            expect(drawer.get_by_text(label, exact=True)).to_have_count(0)
+        for path in ("/admin/users", "/admin/settings", "/admin/audit"):
+            theirs.goto(path)
+            expect(theirs.get_by_text("403 · Access denied")).to_be_visible()
+    finally:
+        operator.close()
+
+    # Back in the admin's browser: the audit log shows the creation and the operator's sign-in
+    page.goto("/admin/audit")
+    creation = page.get_by_role("row").filter(has=page.get_by_role("cell", name="user.create", exact=True))
+    expect(creation.filter(has_text="orla").first).to_be_visible()
+    expect(creation.filter(has_text="orla").first).to_contain_text(USERNAME)
+    sign_in_row = page.get_by_role("row").filter(
+        has=page.get_by_role("cell", name="auth.login.success", exact=True)
+    )
+    expect(sign_in_row.filter(has_text="orla").first).to_be_visible()
+    denied = page.get_by_role("row").filter(has=page.get_by_role("cell", name="access.denied", exact=True))
+    expect(denied.filter(has_text="/admin/settings").first).to_be_visible()

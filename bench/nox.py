@@ -59,12 +59,16 @@ class NoxServer:
             raise RuntimeError(f"nox-ui users create failed: {done.stderr.strip() or done.stdout.strip()}")
 
     def sessions(self, count: int) -> list[str]:
-        """`count` session-cookie values from AuthService.start_session (what /auth/complete sets)."""
+        """`count` session-cookie values from AuthService.start_session (what /auth/complete sets).
+
+        Also lifts the API rate limit (600 requests/minute per address by default), which (d)'s load
+        from one address would otherwise hit within a second; the limit check itself stays on."""
         from nox_ui.config import Settings
         from nox_ui.server import prepare
 
         services = prepare(Settings(data_dir=self.data_dir, database_url=None))
         try:
+            services.config.update(None, {"api_rate_limit": "100000000/minute"})
             user = services.users.find(USERNAME)
             assert user is not None and user.id is not None
             return [

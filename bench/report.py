@@ -257,7 +257,8 @@ they still compete with the server for the cores, which shows in the latencies.
 - **(d) requests/s**: `wrk -t1 -c16 -d10s` (or, without wrk, an aiohttp generator in its own
   process with 16 keep-alive connections) after a 3 s warm-up run, against
   `GET /api/v1/metrics/current` with a bearer token from `POST /api/v1/auth/token` and against
-  Glances `GET /api/4/all`. Any non-2xx answer fails the row.
+  Glances `GET /api/4/all`. Any non-2xx answer fails the row. The `api_rate_limit` runtime setting
+  (600/minute per address by default) is raised for this run; its check still runs per request.
 - **(e) history**: a migrated SQLite database, 30 days of 1-minute rows plus the matching 1-hour
   rows for 40 series (this host's own series, topped up) inserted with `executemany`; then
   `HistoryStore.query(series, since, until)` 200 times per range on a random series. "Uncached"

@@ -15,6 +15,7 @@ from nox_ui.runtime_settings import RuntimeSettings
 from nox_ui.services.audit import AuditService
 from nox_ui.services.auth import AuthService, LoginPolicy, SessionPolicy
 from nox_ui.services.processes import ProcessService
+from nox_ui.services.ratelimit import ApiRateLimiter
 from nox_ui.services.settings import SettingsService
 from nox_ui.services.setup import SetupService
 from nox_ui.services.users import UserService
@@ -31,6 +32,7 @@ class Services:
     setup: SetupService
     processes: ProcessService
     metrics: MetricsService
+    api_limits: ApiRateLimiter
 
     def close(self) -> None:
         self.metrics.history.close()
@@ -45,8 +47,9 @@ def build_services(settings: Settings) -> Services:
     history = HistoryStore(db, settings.data_dir / "cache" / "history", interval=settings.sample_interval)
     metrics = MetricsService(Sampler(default_collectors()), history, settings.sample_interval)
     config = SettingsService(db, audit)
+    api_limits = ApiRateLimiter()
 
-    def apply(live: RuntimeSettings, _changed: frozenset[str]) -> None:
+    def apply(live: RuntimeSettings, changed: frozenset[str]) -> None:
         """Hand changed runtime settings to the services that use them; they read them per request."""
         auth.session_policy = SessionPolicy(
             idle=timedelta(minutes=live.session_idle_minutes),
@@ -56,6 +59,8 @@ def build_services(settings: Settings) -> Services:
             max_failures=live.login_max_failures, lockout_seconds=live.login_lockout_seconds
         )
         history.retention = Retention(minute_days=live.history_minute_days, hour_days=live.history_hour_days)
+        if "api_rate_limit" in changed:
+            api_limits.configure(live.api_rate_limit)
 
     config.subscribe(apply)
     return Services(
@@ -68,4 +73,5 @@ def build_services(settings: Settings) -> Services:
         setup=SetupService(users),
         processes=ProcessService(audit),
         metrics=metrics,
+        api_limits=api_limits,
     )

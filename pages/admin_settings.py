@@ -253,8 +253,9 @@ def _input_for(info: SettingInfo, value: Any, edited: Any) -> ui.element:
     """The input for one setting, by its registry type; every change goes through `edited`."""
     key = info.key
     mark = f"setting-{key}"
+    label = f'aria-label="{_label(key)}"'
     if info.type == "boolean":
-        return ui.switch(value=value, on_change=lambda e: edited(key, e.value)).mark(mark)
+        return ui.switch(value=value, on_change=lambda e: edited(key, e.value)).props(label).mark(mark)
     if info.type == "integer":
         return (
             ui.number(
@@ -266,7 +267,7 @@ def _input_for(info: SettingInfo, value: Any, edited: Any) -> ui.element:
                 on_change=lambda e: edited(key, e.value),
             )
             .without_auto_validation()  # errors come from the whole change set, see refresh_state
-            .props("outlined dense")
+            .props(f"outlined dense {label}")
             .classes("w-48")
             .mark(mark)
         )
@@ -279,14 +280,14 @@ def _input_for(info: SettingInfo, value: Any, edited: Any) -> ui.element:
                 on_change=lambda e: edited(key, e.value),
             )
             .without_auto_validation()
-            .props("outlined dense autocomplete=new-password")
+            .props(f"outlined dense autocomplete=new-password {label}")
             .classes("w-full max-w-md")
             .mark(mark)
         )
     return (
         ui.input(value=value, on_change=lambda e: edited(key, e.value))
         .without_auto_validation()
-        .props("outlined dense")
+        .props(f"outlined dense {label}")
         .classes("w-full max-w-md")
         .mark(mark)
     )

@@ -9,6 +9,8 @@ through the printed setup URL, signs in, and writes:
     dashboard-dark.png    1280x800, signed in, after "Toggle dark mode"
     login.png             1280x800, anonymous sign-in screen
     dashboard-phone.png   390x844, signed in, light mode
+    users.png, settings.png, settings-diff.png, audit.png
+                          1280x800, the admin screens, light mode
 """
 
 from __future__ import annotations
@@ -141,12 +143,42 @@ def take(browser: Browser, base_url: str, setup_url: str, out: Path, warmup: flo
         page.wait_for_timeout(2500)  # a second listing, so CPU % is measured
         shot(page, f"processes-{mode}")
 
+    def admin_screens(page: Page) -> None:
+        page.goto("/admin/users")
+        for username, role in (("olga", "Operator"), ("victor", "Viewer")):
+            page.get_by_role("button", name="New user").click()
+            dialog = page.get_by_role("dialog")
+            dialog.get_by_label("Username").fill(username)
+            dialog.get_by_label("Display name").fill(username.capitalize())
+            dialog.get_by_label("Role").click()
+            page.get_by_role("option", name=role).click()
+            dialog.get_by_label("Initial password").fill(f"{username} sample passphrase")
+            dialog.get_by_role("button", name="Create").click()
+            expect(page.get_by_role("cell", name=username, exact=True)).to_be_visible()
+        expect(page.locator(".q-notification")).to_have_count(0, timeout=15_000)  # toasts gone
+        shot(page, "users")
+        page.goto("/admin/settings")
+        expect(page.get_by_text("Metrics & retention")).to_be_visible()
+        shot(page, "settings")
+        page.get_by_label("Session idle minutes").fill("60")
+        page.get_by_label("Backup keep").fill("14")
+        page.get_by_role("button", name="Review and save").click()
+        expect(page.get_by_text("Review changes")).to_be_visible()
+        shot(page, "settings-diff")
+        page.get_by_role("dialog").get_by_role("button", name="Save").click()
+        expect(page.get_by_text("No unsaved changes")).to_be_visible()
+        page.goto("/admin/audit")
+        expect(page.get_by_role("cell", name="user.create", exact=True).first).to_be_visible()
+        shot(page, "audit")
+
     context = browser.new_context(base_url=base_url, viewport=DESKTOP, color_scheme="light")
     page = context.new_page()
     create_admin(page, setup_url)
     sign_in(page)
     page.wait_for_timeout(warmup * 1000)  # let the live charts and sparklines fill
     screens(page, "light")
+
+    admin_screens(page)
 
     # Phone, while the stored preference is still light.
     phone = browser.new_context(

@@ -300,3 +300,17 @@ def test_invalid_settings_error_names_every_bad_key(accounts: Services) -> None:
     with pytest.raises(InvalidSettings) as caught:
         accounts.config.update(ADMIN, {"smtp_port": 0, "backup_keep": -1})
     assert set(caught.value.errors) == {"smtp_port", "backup_keep"}
+
+
+def test_api_rate_limit_throttles_with_retry_after_and_a_new_limit_applies_at_once(
+    api: TestClient, accounts: Services, admin_headers: dict[str, str]
+) -> None:
+    accounts.config.update(ADMIN, {"api_rate_limit": "3/minute"})
+    statuses = [api.get("/api/v1/me", headers=admin_headers).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    refused = api.get("/api/v1/me", headers=admin_headers)
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert "3/minute" in refused.json()["detail"]
+    accounts.config.update(ADMIN, {"api_rate_limit": "100/minute"})
+    assert api.get("/api/v1/me", headers=admin_headers).status_code == 200

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from loguru import logger
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nox_ui import __version__
+from nox_ui.api.deps import throttle
 from nox_ui.api.routes import audit, auth, metrics, processes, settings, users
 from nox_ui.app import Services
 from nox_ui.errors import NoxError, RateLimited
@@ -25,6 +26,7 @@ def create_api(services: Services) -> FastAPI:
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        dependencies=[Depends(throttle)],
     )
     api.state.services = services
     api.include_router(auth.router)

@@ -80,5 +80,10 @@ def require_role(minimum: Role) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
+async def throttle(request: Request, services: Services = Depends(get_services)) -> None:
+    """Every API request counts against `api_rate_limit` for its client address (429 past it)."""
+    services.api_limits.check(client_ip(request))
+
+
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else ""

@@ -6,6 +6,7 @@ import argparse
 import getpass
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -103,12 +104,43 @@ def cmd_users_disable(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    result = _services(args).audit.verify()
+    services = _services(args)
+    result = services.audit.verify()
     if not result.ok:
         raise CliError(
             f"audit log broken at event {result.first_bad} ({result.checked - 1} events before it verify)"
         )
     print(f"audit log intact: {result.checked} events")
+    checks = services.audit.verify_archives(args.archive or [])
+    for check in checks:
+        if check.ok:
+            print(f"{check.path}: intact, events {check.first_id}-{check.last_id} ({check.checked})")
+    broken = next((check for check in checks if not check.ok), None)
+    if broken is not None:
+        raise CliError(f"archive {broken.path} broken: {broken.reason}")
+    return 0
+
+
+def _cutoff(args: argparse.Namespace) -> datetime:
+    if args.older_than_days is not None:
+        if args.older_than_days < 0:
+            raise CliError("--older-than-days must not be negative")
+        return datetime.now(UTC) - timedelta(days=args.older_than_days)
+    try:
+        moment = datetime.fromisoformat(args.before)
+    except ValueError:
+        raise CliError(f"--before: expected YYYY-MM-DD or an ISO 8601 time, got {args.before!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def cmd_audit_archive(args: argparse.Namespace) -> int:
+    cutoff = _cutoff(args)
+    services = _services(args)
+    done = services.audit.archive(cutoff, services.settings.data_dir / "backups")
+    if done.count == 0:
+        print(f"nothing to archive: no event before {cutoff.isoformat(timespec='seconds')}")
+    else:
+        print(f"archived {done.count} events to {done.path}")
     return 0
 
 
@@ -204,9 +236,25 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="the audit log", description="the audit log")
     audit_cmds = audit.add_subparsers(dest="audit_command", metavar="ACTION", parser_class=_Parser)
     audit_cmds.required = True
-    add(
+    verify = add(
         audit_cmds, "verify", cmd_audit_verify, "recompute the hash chain (exit 1 naming the first bad event)"
     )
+    verify.add_argument(
+        "--archive",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="also check these archive files, each vouched for by the log or another file given",
+    )
+    archive = add(
+        audit_cmds,
+        "archive",
+        cmd_audit_archive,
+        "move old events to a file in DATA_DIR/backups, chain intact",
+    )
+    cutoff = archive.add_mutually_exclusive_group(required=True)
+    cutoff.add_argument("--before", metavar="DATE", help="events before YYYY-MM-DD (UTC) or an ISO 8601 time")
+    cutoff.add_argument("--older-than-days", type=int, metavar="N", help="events older than N days")
     export = add(audit_cmds, "export", cmd_audit_export, "write every event to standard output")
     export.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="csv (default) or jsonl")
 

@@ -112,6 +112,13 @@ def register(services: Services, guard: SessionGuard) -> None:
                 ui.button("JSONL", icon="download", on_click=lambda: download("jsonl")).mark("audit-jsonl")
                 ui.button("Verify chain", icon="verified", on_click=lambda: verify()).mark("audit-verify")
             verdict = ui.label("").mark("audit-verdict")
+            checkpoints = services.audit.checkpoints(requester=principal)
+            if checkpoints:
+                latest = checkpoints[-1]
+                ui.label(
+                    f"Events before {latest.before[:19].replace('T', ' ')} UTC are archived "
+                    f"(the latest {latest.count} in {latest.file})."
+                ).classes("text-caption").mark("audit-archived")
 
         for field in (actor, action, since, until, text):
             field.on("keydown.enter", lambda: refresh(reset=True))

@@ -4,11 +4,11 @@ import json
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
-from nox_ui.api.deps import get_services, require_role
+from nox_ui.api.deps import client_ip, get_services, require_role
 from nox_ui.api.params import parse_time
 from nox_ui.app import Services
 from nox_ui.models import AuditEvent
@@ -109,3 +109,35 @@ async def verify(
 ) -> VerifyOut:
     result = await run_in_threadpool(services.audit.verify, requester=admin)
     return VerifyOut(ok=result.ok, checked=result.checked, first_bad=result.first_bad)
+
+
+class ArchiveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    before: datetime = Field(description="archive every event older than this (ISO 8601; no zone means UTC)")
+
+
+class ArchiveOut(BaseModel):
+    archived: int
+    file: str | None
+
+
+@router.post(
+    "/audit/archive",
+    response_model=ArchiveOut,
+    summary="Move old events to a file in DATA_DIR/backups, leaving a checkpoint (admin)",
+)
+async def archive(
+    body: ArchiveIn,
+    request: Request,
+    admin: Principal = Depends(require_role(Role.ADMIN)),
+    services: Services = Depends(get_services),
+) -> ArchiveOut:
+    done = await run_in_threadpool(
+        services.audit.archive,
+        body.before,
+        services.settings.data_dir / "backups",
+        actor=admin,
+        ip=client_ip(request),
+    )
+    return ArchiveOut(archived=done.count, file=done.path.name if done.path else None)

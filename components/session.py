@@ -125,7 +125,9 @@ class SessionGuard:
         ui.navigate.to("/logout")
 
     def _close_pages_of(self, user_ids: set[int]) -> None:
-        """Send every open page of these users to the sign-in screen (their sessions just ended).
+        """Some sessions of these users just ended: send each open page whose session is gone to the
+        sign-in screen. A page whose session survives (the browser that changed its own password or ended
+        its other sessions) stays open.
 
         Services may run in a worker thread (run.io_bound); UI work must happen on the event loop."""
         loop = core.loop
@@ -141,11 +143,23 @@ class SessionGuard:
             loop.call_soon_threadsafe(self._navigate_to_login, user_ids)
 
     def _navigate_to_login(self, user_ids: set[int]) -> None:
-        for client, principal in list(self._principals.items()):
-            if principal.user_id in user_ids and not client.is_deleted:
-                with client:
-                    ui.navigate.to("/login")
-                self._principals.pop(client, None)
+        pages = [
+            (client, principal)
+            for client, principal in list(self._principals.items())
+            if principal.user_id in user_ids and not client.is_deleted
+        ]
+        if not pages:
+            return
+        # One indexed read for all of them: which of these pages' sessions still exist.
+        live = self.services.auth.live_session_ids(
+            {principal.credential_id for _, principal in pages if principal.credential_id is not None}
+        )
+        for client, principal in pages:
+            if principal.credential_id in live:
+                continue
+            with client:
+                ui.navigate.to("/login")
+            self._principals.pop(client, None)
 
 
 def _ip(request: Request | None) -> str:

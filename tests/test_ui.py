@@ -88,14 +88,19 @@ async def test_admin_sees_users_page(app_user: User) -> None:
     assert {row["username"] for row in table.rows} == {"admin", "olga", "victor"}
 
 
-async def test_changing_own_password_signs_out_everywhere(app_user: User, accounts: Services) -> None:
+async def test_changing_own_password_keeps_this_browser_and_ends_the_others(
+    app_user: User, accounts: Services
+) -> None:
+    other = accounts.auth.start_session(accounts.users.get_by_username("victor").id or 0)
     await sign_in(app_user, "victor", VIEWER_PASSWORD, next_path="/profile")
     app_user.find(marker="current").type(VIEWER_PASSWORD)
     app_user.find(marker="new").type("a brand new passphrase")
     app_user.find(marker="confirm").type("a brand new passphrase")
     app_user.find(marker="change-password").click()
-    await app_user.should_see(marker="sign-in", retries=50)
+    await app_user.should_see("Password changed", retries=50)
     assert accounts.auth.check_password("victor", "a brand new passphrase").username == "victor"
+    assert accounts.auth.resolve_session(other) is None
+    await app_user.should_see(marker="change-password")  # this page stays open and signed in
 
 
 async def test_profile_refuses_a_wrong_current_password(app_user: User, accounts: Services) -> None:

@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nox_ui import __version__
 from nox_ui.api.deps import throttle
-from nox_ui.api.routes import audit, auth, metrics, processes, settings, users
+from nox_ui.api.routes import audit, auth, metrics, processes, settings, tokens, users
 from nox_ui.app import Services
 from nox_ui.errors import NoxError, RateLimited
 
@@ -34,6 +34,7 @@ def create_api(services: Services) -> FastAPI:
     api.include_router(processes.router)
     api.include_router(metrics.router)
     api.include_router(audit.router)
+    api.include_router(tokens.router)
     api.include_router(settings.router)
 
     @api.exception_handler(NoxError)

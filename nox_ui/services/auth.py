@@ -1,4 +1,5 @@
-"""Sign-in: password checks with throttling, server-side browser sessions, API bearer tokens."""
+"""Sign-in: password checks with throttling, server-side browser sessions, API bearer tokens (the
+one-hour password-grant tokens of POST /auth/token and the personal access tokens of /profile)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import hashlib
 import secrets
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from limits import RateLimitItemPerSecond
 from limits.storage import MemoryStorage
@@ -16,7 +18,7 @@ from loguru import logger
 from sqlmodel import select
 
 from nox_ui.db import Database
-from nox_ui.errors import RateLimited, Unauthenticated
+from nox_ui.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unauthenticated
 from nox_ui.models import ApiToken, LoginSession, User, utcnow
 from nox_ui.passwords import hash_password, needs_rehash, verify_password
 from nox_ui.roles import Principal, Role
@@ -27,7 +29,21 @@ LOGIN_FAILED = "Invalid username or password."
 SESSION_COOKIE = "nox_session"
 TOKEN_PREFIX = "nox_"
 ALL_SCOPES = frozenset({"read", "write", "admin", "metrics:read"})
+# A wider scope includes the narrower ones on this ladder; `metrics:read` stands alone.
+SCOPE_LADDER = ("read", "write", "admin")
+# The scopes a role may put on a personal token: never more than the role itself could do.
+ROLE_SCOPES: dict[Role, frozenset[str]] = {
+    Role.VIEWER: frozenset({"read", "metrics:read"}),
+    Role.OPERATOR: frozenset({"read", "write", "metrics:read"}),
+    Role.ADMIN: ALL_SCOPES,
+}
 TOKEN_CACHE_SECONDS = 5.0
+# POST /auth/token names its tokens so; the name is reserved, which is how the two kinds are told apart.
+PASSWORD_GRANT_NAME = "password grant"
+MAX_TOKEN_NAME = 128
+# "One year" from a calendar may be 366 days; a personal token lives at most that long, or forever.
+MAX_TOKEN_LIFETIME = timedelta(days=366)
+MAX_PERSONAL_TOKENS = 100
 
 
 @dataclass(frozen=True)
@@ -50,8 +66,93 @@ class IssuedToken:
     record: ApiToken
 
 
+@dataclass(frozen=True)
+class TokenInfo:
+    """What a token's owner may see of it: everything but the hash."""
+
+    id: int
+    name: str
+    kind: str  # "personal" or "password grant"
+    scopes: tuple[str, ...]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    status: str  # "active", "expired" or "revoked"
+
+    @classmethod
+    def of(cls, record: ApiToken, now: datetime) -> TokenInfo:
+        assert record.id is not None
+        if record.revoked_at is not None:
+            status = "revoked"
+        elif record.expires_at is not None and record.expires_at <= now:
+            status = "expired"
+        else:
+            status = "active"
+        return cls(
+            id=record.id,
+            name=record.name,
+            kind="password grant" if record.name == PASSWORD_GRANT_NAME else "personal",
+            scopes=tuple(sorted(record.scopes.split())),
+            created_at=record.created_at,
+            expires_at=record.expires_at,
+            last_used_at=record.last_used_at,
+            revoked_at=record.revoked_at,
+            status=status,
+        )
+
+
 def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def scope_covers(held: Iterable[str], needed: str) -> bool:
+    """Whether a credential holding `held` may act with (or hand out) `needed`."""
+    held = frozenset(held)
+    if needed in held:
+        return True
+    if needed not in SCOPE_LADDER:
+        return False
+    return any(scope in held for scope in SCOPE_LADDER[SCOPE_LADDER.index(needed) :])
+
+
+def clean_token_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise Invalid("token name is required")
+    if len(name) > MAX_TOKEN_NAME:
+        raise Invalid(f"token name too long: use at most {MAX_TOKEN_NAME} characters")
+    if not name.isprintable():
+        raise Invalid("token name must be one line of text")
+    if name.casefold() == PASSWORD_GRANT_NAME:
+        raise Invalid(f"the name {PASSWORD_GRANT_NAME!r} is reserved for POST /auth/token; choose another")
+    return name
+
+
+def clean_scopes(scopes: Iterable[str]) -> frozenset[str]:
+    wanted = frozenset(scope.strip() for scope in scopes)
+    if not wanted:
+        raise Invalid("choose at least one scope")
+    unknown = sorted(wanted - ALL_SCOPES)
+    if unknown:
+        known = ", ".join(sorted(ALL_SCOPES))
+        raise Invalid(f"unknown scope {', '.join(map(repr, unknown))} (choose from: {known})")
+    return wanted
+
+
+def clean_expiry(expires_at: datetime | None, now: datetime) -> datetime | None:
+    """None (never expires) or a moment in the future, at most MAX_TOKEN_LIFETIME away (naive means UTC)."""
+    if expires_at is None:
+        return None
+    if expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=UTC)
+    if expires_at <= now:
+        raise Invalid("expiry must be in the future")
+    if expires_at - now > MAX_TOKEN_LIFETIME:
+        raise Invalid(
+            f"expiry too far: a token lives at most {MAX_TOKEN_LIFETIME.days} days (or never expires)"
+        )
+    return expires_at.astimezone(UTC)
 
 
 class AuthService:
@@ -232,9 +333,76 @@ class AuthService:
         logger.info("session of user id {} ended by sign-out", user_id)
 
     def list_sessions(self, user_id: int) -> list[LoginSession]:
+        """A user's live sessions, newest first (expired ones are left out; they go at their next use)."""
+        now = utcnow()
+        policy = self.session_policy
         with self.db.session() as session:
             query = select(LoginSession).where(LoginSession.user_id == user_id)
-            return list(session.exec(query.order_by(LoginSession.created_at.desc())).all())  # type: ignore[attr-defined]
+            rows = session.exec(query.order_by(LoginSession.created_at.desc())).all()  # type: ignore[attr-defined]
+        return [
+            login
+            for login in rows
+            if now - login.last_seen_at <= policy.idle and now - login.created_at <= policy.absolute
+        ]
+
+    def live_session_ids(self, session_ids: set[int]) -> set[int]:
+        """Which of these sessions still exist: the page guard asks it to close exactly the pages whose
+        session just ended."""
+        if not session_ids:
+            return set()
+        with self.db.session() as session:
+            rows = session.exec(
+                select(LoginSession.id).where(LoginSession.id.in_(session_ids))  # type: ignore[union-attr]
+            ).all()
+        return {row for row in rows if row is not None}
+
+    def end_own_session(self, principal: Principal, session_id: int, *, ip: str = "") -> None:
+        """End one of the caller's sessions (another browser); someone else's is "not found"."""
+        with self.db.session() as session:
+            login = session.get(LoginSession, session_id)
+            if login is None or login.user_id != principal.user_id:
+                raise NotFound(f"no session with id {session_id}")
+            session.delete(login)
+            self.audit.record(
+                session,
+                actor=principal,
+                action="auth.session.end",
+                outcome="success",
+                target_type="session",
+                target_id=session_id,
+                target_label=principal.username,
+                details={"reason": "ended by user"},
+                ip=ip,
+            )
+            session.commit()
+        logger.info("session {} of {!r} ended by its user", session_id, principal.username)
+        self.users.notify_sessions_ended({principal.user_id})
+
+    def end_other_sessions(self, principal: Principal, keep_session_id: int | None, *, ip: str = "") -> int:
+        """End every session of the caller but `keep_session_id` (their own browser); returns how many."""
+        with self.db.session() as session:
+            query = select(LoginSession).where(LoginSession.user_id == principal.user_id)
+            if keep_session_id is not None:
+                query = query.where(LoginSession.id != keep_session_id)
+            logins = session.exec(query).all()
+            for login in logins:
+                session.delete(login)
+            if logins:
+                self.audit.record(
+                    session,
+                    actor=principal,
+                    action="auth.session.end",
+                    outcome="success",
+                    target_type="user",
+                    target_id=principal.user_id,
+                    target_label=principal.username,
+                    details={"reason": "ended by user", "sessions": len(logins)},
+                    ip=ip,
+                )
+            session.commit()
+        if logins:
+            self.users.notify_sessions_ended({principal.user_id})
+        return len(logins)
 
     # -- API tokens --------------------------------------------------------------------------------
 
@@ -247,29 +415,115 @@ class AuthService:
         ttl: timedelta | None = timedelta(hours=1),
         ip: str = "",
     ) -> IssuedToken:
+        """A token for `user` as is (no checks): the password grant of POST /auth/token, and tests."""
+        return self._insert_token(
+            user,
+            name=name,
+            scopes=scopes,
+            expires_at=utcnow() + ttl if ttl else None,
+            actor=actor_of(user, via="token"),
+            ip=ip,
+        )
+
+    def create_personal_token(
+        self,
+        principal: Principal,
+        name: str,
+        scopes: Iterable[str],
+        *,
+        expires_at: datetime | None = None,
+        ip: str = "",
+    ) -> IssuedToken:
+        """A personal access token for the caller; the secret is in the result and nowhere else.
+
+        The name is one line of 1-128 characters, the scopes a non-empty subset of ALL_SCOPES, the
+        expiry None (never) or within MAX_TOKEN_LIFETIME (Invalid otherwise). Nobody grants a scope
+        above their role, and a request made with a token grants only scopes that token holds
+        (Forbidden, audited), so a read-only token cannot mint an admin one."""
+        now = utcnow()
+        name = clean_token_name(name)
+        wanted = clean_scopes(scopes)
+        expires_at = clean_expiry(expires_at, now)
+        allowed = ROLE_SCOPES[principal.role]
+        if not wanted <= allowed:
+            above = ", ".join(sorted(wanted - allowed))
+            self._refuse_token(
+                principal,
+                name,
+                f"your role ({principal.role.value}) cannot grant {above}; "
+                f"you may grant: {', '.join(sorted(allowed))}",
+                ip,
+            )
+        lacking = sorted(scope for scope in wanted if not scope_covers(principal.scopes, scope))
+        if lacking:
+            self._refuse_token(
+                principal,
+                name,
+                f"the credential of this request lacks {', '.join(lacking)}, so it cannot grant it",
+                ip,
+            )
+        with self.db.session() as session:
+            user = session.get(User, principal.user_id)
+            active = session.exec(
+                select(ApiToken.id).where(
+                    ApiToken.user_id == principal.user_id,
+                    ApiToken.name != PASSWORD_GRANT_NAME,
+                    ApiToken.revoked_at.is_(None),  # type: ignore[union-attr]
+                )
+            ).all()
+        if user is None or user.disabled:
+            raise Unauthenticated("sign-in required")
+        if len(active) >= MAX_PERSONAL_TOKENS:
+            raise Conflict(f"you have {len(active)} tokens, the most allowed; revoke one you no longer use")
+        return self._insert_token(
+            user, name=name, scopes=wanted, expires_at=expires_at, actor=principal, ip=ip
+        )
+
+    def _refuse_token(self, principal: Principal, name: str, reason: str, ip: str) -> None:
+        self.audit.record_now(
+            actor=principal,
+            action="access.denied",
+            outcome="denied",
+            target_type="api_token",
+            target_label=name,
+            details={"attempted": "auth.token.create", "reason": reason},
+            ip=ip,
+        )
+        raise Forbidden(reason)
+
+    def _insert_token(
+        self,
+        user: User,
+        *,
+        name: str,
+        scopes: frozenset[str],
+        expires_at: datetime | None,
+        actor: Principal,
+        ip: str,
+    ) -> IssuedToken:
         assert user.id is not None
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        now = utcnow()
         record = ApiToken(
             token_hash=hash_secret(token),
             user_id=user.id,
             name=name,
             scopes=" ".join(sorted(scopes)),
-            created_at=now,
-            expires_at=now + ttl if ttl else None,
+            created_at=utcnow(),
+            expires_at=expires_at,
         )
         with self.db.session() as session:
             session.add(record)
             session.flush()
             self.audit.record(
                 session,
-                actor=actor_of(user, via="token"),
+                actor=actor,
                 action="auth.token.create",
                 outcome="success",
                 target_type="api_token",
                 target_id=record.id or "",
                 target_label=name,
                 details={
+                    "kind": "password grant" if name == PASSWORD_GRANT_NAME else "personal",
                     "scopes": sorted(scopes),
                     "expires_at": record.expires_at.isoformat() if record.expires_at else None,
                 },
@@ -278,6 +532,28 @@ class AuthService:
             session.commit()
             session.refresh(record)
         return IssuedToken(token=token, record=record)
+
+    def list_tokens(self, user_id: int) -> list[TokenInfo]:
+        """A user's tokens, newest first, without their hashes. Revoked ones are left out (the audit log
+        keeps them); expired personal tokens stay, marked, until revoked; expired password grants go."""
+        now = utcnow()
+        with self.db.session() as session:
+            rows = session.exec(
+                select(ApiToken)
+                .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
+                .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())  # type: ignore[attr-defined,union-attr]
+            ).all()
+        infos = [TokenInfo.of(record, now) for record in rows]
+        return [t for t in infos if not (t.kind == "password grant" and t.status == "expired")]
+
+    def revoke_own_token(self, principal: Principal, token_id: int, *, ip: str = "") -> None:
+        """Revoke one of the caller's tokens; someone else's, or one already revoked, is "not found"."""
+        with self.db.session() as session:
+            record = session.get(ApiToken, token_id)
+            mine = record is not None and record.user_id == principal.user_id and record.revoked_at is None
+        if not mine:
+            raise NotFound(f"no token with id {token_id}")
+        self.revoke_token(token_id, actor=principal, ip=ip)
 
     def cached_token(self, token: str | None) -> Principal | None:
         """The principal of a token checked in the last few seconds, without touching the database."""

@@ -180,11 +180,23 @@ class UserService:
         return user
 
     def set_password(
-        self, username: str, password: str, *, actor: Principal | None = None, ip: str = ""
+        self,
+        username: str,
+        password: str,
+        *,
+        actor: Principal | None = None,
+        ip: str = "",
+        keep_session_id: int | None = None,
     ) -> User:
-        """Change a password; every session and token of that user ends."""
+        """Change a password.
+
+        Someone else's (an admin's reset, the CLI): every session and token of that user ends. One's own
+        (`actor` is that user): the session `keep_session_id` (the browser making the change) and the
+        personal access tokens stay, as on GitHub or GitLab; every other session and every password-grant
+        token (a sign-in from a script) ends."""
         user = self.get_by_username(username)
-        if actor is not None and actor.user_id != user.id:
+        own = actor is not None and actor.user_id == user.id
+        if actor is not None and not own:
             self._authorize(actor, Role.ADMIN, "user.password", user.username, ip)
         check_password_policy(password, user.username)
         with self.db.session() as session:
@@ -192,7 +204,12 @@ class UserService:
             assert stored is not None
             stored.password_hash = hash_password(password)
             stored.updated_at = utcnow()
-            ended = _end_credentials(session, stored.id)
+            if own:
+                ended = _end_credentials(
+                    session, stored.id, keep_session_id=keep_session_id, keep_personal_tokens=True
+                )
+            else:
+                ended = _end_credentials(session, stored.id)
             self.audit.record(
                 session,
                 actor=actor,
@@ -201,12 +218,13 @@ class UserService:
                 target_type="user",
                 target_id=stored.id or "",
                 target_label=stored.username,
-                details={"own": actor is not None and actor.user_id == stored.id},
+                details={"own": own},
                 ip=ip,
             )
             self._audit_sessions_ended(session, actor, stored, ended, "password changed", ip)
             session.commit()
             session.refresh(stored)
+        # The page guard closes the pages whose session is gone; a kept session's pages stay open.
         self.notify_sessions_ended({stored.id or 0})
         return stored
 
@@ -452,14 +470,33 @@ def _refuse_last_admin(session: Session, user: User, verb: str) -> None:
         )
 
 
-def _end_credentials(session: Session, user_id: int | None) -> tuple[int, int]:
-    """End every session and revoke every token of a user; returns how many of each."""
-    logins = session.exec(select(LoginSession).where(LoginSession.user_id == user_id)).all()
+def _end_credentials(
+    session: Session,
+    user_id: int | None,
+    *,
+    keep_session_id: int | None = None,
+    keep_personal_tokens: bool = False,
+) -> tuple[int, int]:
+    """End the sessions and revoke the tokens of a user; returns how many of each.
+
+    Everything, unless told to keep one session (`keep_session_id`) or the personal access tokens
+    (then only the password-grant tokens of POST /auth/token are revoked)."""
+    # auth imports this module, so its constant is read here rather than at the top
+    from nox_ui.services.auth import PASSWORD_GRANT_NAME
+
+    login_query = select(LoginSession).where(LoginSession.user_id == user_id)
+    if keep_session_id is not None:
+        login_query = login_query.where(LoginSession.id != keep_session_id)
+    logins = session.exec(login_query).all()
     for login in logins:
         session.delete(login)
-    tokens = session.exec(
-        select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))  # type: ignore[union-attr]
-    ).all()
+    token_query = select(ApiToken).where(
+        ApiToken.user_id == user_id,
+        ApiToken.revoked_at.is_(None),  # type: ignore[union-attr]
+    )
+    if keep_personal_tokens:
+        token_query = token_query.where(ApiToken.name == PASSWORD_GRANT_NAME)
+    tokens = session.exec(token_query).all()
     for token in tokens:
         token.revoked_at = utcnow()
     return len(logins), len(tokens)

@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from nox_ui.app import Services
 from nox_ui.errors import Forbidden, Unauthenticated
 from nox_ui.roles import Principal, Role, authorize
+from nox_ui.services.auth import scope_covers
 
 _bearer = HTTPBearer(auto_error=False, description="A token from POST /auth/token or a personal access token")
 
@@ -38,15 +39,6 @@ async def current_principal(
 
 # What a route for each role asks of a token's scopes; a wider scope includes the narrower ones.
 SCOPE_FOR_ROLE = {Role.VIEWER: "read", Role.OPERATOR: "write", Role.ADMIN: "admin"}
-_SCOPE_LADDER = ("read", "write", "admin")
-
-
-def has_scope(scopes: frozenset[str], needed: str) -> bool:
-    if needed in scopes:
-        return True
-    if needed not in _SCOPE_LADDER:
-        return False
-    return any(scope in scopes for scope in _SCOPE_LADDER[_SCOPE_LADDER.index(needed) :])
 
 
 def require_role(minimum: Role) -> Callable[..., Awaitable[Principal]]:
@@ -60,7 +52,7 @@ def require_role(minimum: Role) -> Callable[..., Awaitable[Principal]]:
     ) -> Principal:
         try:
             authorize(principal, minimum)
-            if not has_scope(principal.scopes, scope):
+            if not scope_covers(principal.scopes, scope):
                 raise Forbidden(f"this token lacks the {scope!r} scope")
         except Forbidden as exc:
             await run_in_threadpool(

@@ -77,9 +77,11 @@ class AuditPage:
 
 
 class ArchiveError(NoxError):
-    """The archive file could not be written; nothing was deleted."""
+    """The archive file could not be written (disk full, permissions); nothing was deleted.
 
-    status_code = 500
+    Not the caller's mistake and not a crash either: 503, with the reason in the message."""
+
+    status_code = 503
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from nox_ui.services.audit import AuditService
 from nox_ui.services.auth import AuthService, LoginPolicy, SessionPolicy
 from nox_ui.services.processes import ProcessService
 from nox_ui.services.ratelimit import ApiRateLimiter
+from nox_ui.services.retention import AuditRetention
 from nox_ui.services.settings import SettingsService
 from nox_ui.services.setup import SetupService
 from nox_ui.services.users import UserService
@@ -33,6 +34,7 @@ class Services:
     processes: ProcessService
     metrics: MetricsService
     api_limits: ApiRateLimiter
+    audit_retention: AuditRetention
 
     def close(self) -> None:
         self.metrics.history.close()
@@ -74,4 +76,5 @@ def build_services(settings: Settings) -> Services:
         processes=ProcessService(audit),
         metrics=metrics,
         api_limits=api_limits,
+        audit_retention=AuditRetention(audit, config, settings.data_dir / "backups"),
     )

@@ -70,6 +70,15 @@ class RuntimeSettings(BaseModel):
         168, "A browser session ends this long after sign-in, however active.", SECURITY, ge=1, le=8760
     )
 
+    audit_retention_days: int = setting(
+        0,
+        "Audit events older than this many days are archived to a file in DATA_DIR/backups "
+        "(checked hourly; the chain stays verifiable). 0 keeps every event in the database.",
+        SECURITY,
+        ge=0,
+        le=36500,
+    )
+
     # Metrics & retention
     history_minute_days: int = setting(
         30, "Days of 1-minute history kept (used for ranges up to 7 days).", METRICS, ge=1, le=366

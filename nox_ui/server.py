@@ -59,6 +59,8 @@ def serve(settings: Settings) -> None:
     app.storage = Storage()
     mount_app(services)
 
+    app.on_startup(services.audit_retention.run)
+
     @app.on_startup
     def _ready() -> None:
         logger.info(

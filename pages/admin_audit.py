@@ -33,6 +33,17 @@ COLUMNS: list[dict[str, Any]] = [
 ]
 
 
+def _value(value: Any) -> str:
+    """A detail as a person reads it: a change as `old → new`, an empty string as "", lists joined."""
+    if isinstance(value, dict) and set(value) == {"old", "new"}:
+        return f"{_value(value['old'])} → {_value(value['new'])}"
+    if value == "":
+        return '""'
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    return str(value)
+
+
 def row_of(event: AuditEvent) -> dict[str, Any]:
     target = " ".join(part for part in (event.target_type, event.target_id) if part)
     if event.target_label:
@@ -40,7 +51,9 @@ def row_of(event: AuditEvent) -> dict[str, Any]:
     try:
         details = json.loads(event.details)
         shown = (
-            ", ".join(f"{k}={v}" for k, v in details.items()) if isinstance(details, dict) else event.details
+            ", ".join(f"{k}: {_value(v)}" for k, v in details.items())
+            if isinstance(details, dict)
+            else event.details
         )
     except ValueError:
         shown = event.details

@@ -96,3 +96,20 @@ async def test_sign_out_is_audited(app_user: User, accounts: Services) -> None:
     await app_user.should_see(marker="sign-in", retries=30)
     event = accounts.audit.query(action="auth.logout").events[0]
     assert (event.actor_name, event.outcome) == ("victor", "success")
+
+
+def test_details_read_as_changes() -> None:
+    from datetime import UTC, datetime
+
+    from nox_ui.models import AuditEvent
+    from pages.admin_audit import row_of
+
+    event = AuditEvent(
+        ts=datetime(2026, 11, 26, tzinfo=UTC),
+        action="settings.update",
+        outcome="success",
+        details='{"backup_keep": {"old": 7, "new": 14}, "smtp_from": {"old": "", "new": "a@b.c"}}',
+        prev_hash="0" * 64,
+        hash="",
+    )
+    assert row_of(event)["details"] == 'backup_keep: 7 → 14, smtp_from: "" → a@b.c'

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from nox_ui.alerts.engine import Alerting, build_alerting
+from nox_ui.alerts.notify import NotifierService
 from nox_ui.config import Settings
 from nox_ui.db import Database
 from nox_ui.metrics.collectors import default_collectors
@@ -35,8 +37,11 @@ class Services:
     metrics: MetricsService
     api_limits: ApiRateLimiter
     audit_retention: AuditRetention
+    notifiers: NotifierService
+    alerts: Alerting
 
     def close(self) -> None:
+        self.alerts.close()
         self.metrics.history.close()
         self.db.dispose()
 
@@ -49,6 +54,8 @@ def build_services(settings: Settings) -> Services:
     history = HistoryStore(db, settings.data_dir / "cache" / "history", interval=settings.sample_interval)
     metrics = MetricsService(Sampler(default_collectors()), history, settings.sample_interval)
     config = SettingsService(db, audit)
+    notifiers = NotifierService(db, audit, lambda: config.current, base_url=settings.resolved_base_url)
+    alerts = build_alerting(db, audit, metrics, base_url=settings.resolved_base_url, dispatcher=notifiers)
     api_limits = ApiRateLimiter()
 
     def apply(live: RuntimeSettings, changed: frozenset[str]) -> None:
@@ -77,4 +84,6 @@ def build_services(settings: Settings) -> Services:
         metrics=metrics,
         api_limits=api_limits,
         audit_retention=AuditRetention(audit, config, settings.data_dir / "backups"),
+        notifiers=notifiers,
+        alerts=alerts,
     )

@@ -147,3 +147,94 @@ class RuntimeSetting(SQLModel, table=True):
     value: str = Field(sa_column=Column(Text(), nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     updated_by: str = Field(default="system", max_length=64)
+
+
+# -- alerting (nox_ui/alerts) ------------------------------------------------------------------------
+
+
+class AlertRule(SQLModel, table=True):
+    """A threshold or no-data rule over one metric selector; `notifiers` is a JSON list of notifier ids."""
+
+    __tablename__ = "alert_rules"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128, unique=True)
+    kind: str = Field(default="threshold", max_length=16)  # threshold | nodata
+    metric: str = Field(max_length=255)  # selector: name, optionally {label="value",...}
+    op: str = Field(default=">", max_length=2)
+    threshold: float = Field(default=0.0)
+    for_seconds: int = Field(default=0)
+    clear_threshold: float | None = Field(default=None)
+    severity: str = Field(default="warning", max_length=16)  # info | warning | critical
+    notifiers: str = Field(default="[]", sa_column=Column(Text(), nullable=False))
+    repeat_seconds: int | None = Field(default=None)
+    enabled: bool = Field(default=True)
+    description: str = Field(default="", sa_column=Column(Text(), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Alert(SQLModel, table=True):
+    """One episode of one rule on one series: firing until resolved. Pending episodes live in memory."""
+
+    __tablename__ = "alerts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule_id: int = Field(foreign_key="alert_rules.id", ondelete="CASCADE", index=True)
+    series: str = Field(max_length=255)  # the series id the episode is about
+    labels: str = Field(default="{}", sa_column=Column(Text(), nullable=False))
+    state: str = Field(max_length=16, index=True)  # firing | resolved
+    severity: str = Field(max_length=16)
+    value: float | None = Field(default=None)  # the latest value seen while firing
+    threshold: float = Field(default=0.0)
+    pending_since: datetime = Field(sa_column=_ts())
+    fired_at: datetime = Field(sa_column=_ts())
+    resolved_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    last_notified_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    acked_by: str | None = Field(default=None, max_length=64)
+    acked_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    ack_comment: str = Field(default="", max_length=512)
+
+
+class Silence(SQLModel, table=True):
+    """Mutes notifications of alerts whose labels (and `alertname`, the rule name) match, for a window."""
+
+    __tablename__ = "silences"
+
+    id: int | None = Field(default=None, primary_key=True)
+    matchers: str = Field(default="{}", sa_column=Column(Text(), nullable=False))  # {label: value}
+    starts_at: datetime = Field(sa_column=_ts())
+    ends_at: datetime = Field(sa_column=_ts())
+    comment: str = Field(default="", max_length=512)
+    created_by: str = Field(default="system", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Notifier(SQLModel, table=True):
+    """A delivery channel: webhook, email or apprise; `config` is JSON and may hold secrets."""
+
+    __tablename__ = "notifiers"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=128, unique=True)
+    kind: str = Field(max_length=16)
+    config: str = Field(default="{}", sa_column=Column(Text(), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class Delivery(SQLModel, table=True):
+    """One notification to one notifier, with its attempts: the delivery log of an alert."""
+
+    __tablename__ = "deliveries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    alert_id: int | None = Field(default=None, foreign_key="alerts.id", ondelete="CASCADE", index=True)
+    notifier_id: int = Field(foreign_key="notifiers.id", ondelete="CASCADE", index=True)
+    event: str = Field(max_length=16)  # firing | resolved | repeat | test
+    status: str = Field(max_length=16)  # pending | sent | failed
+    attempts: int = Field(default=0)
+    error: str = Field(default="", sa_column=Column(Text(), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    sent_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))

@@ -14,7 +14,8 @@ from nox_ui.app import Services
 from nox_ui.config import Settings
 from nox_ui.server import prepare
 
-pytest_plugins = ["nicegui.testing.user_plugin"]
+# NiceGUI's simulated user, and the loopback SMTP and HTTP receivers (tests/receivers.py) as fixtures
+pytest_plugins = ["nicegui.testing.user_plugin", "tests.receivers"]
 
 ADMIN_PASSWORD = "correct horse battery"
 VIEWER_PASSWORD = "viewer password 123"

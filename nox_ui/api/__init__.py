@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nox_ui import __version__
 from nox_ui.api.deps import throttle
-from nox_ui.api.routes import audit, auth, metrics, processes, settings, tokens, users
+from nox_ui.api.routes import alerts, audit, auth, metrics, notifiers, processes, settings, tokens, users
 from nox_ui.app import Services
 from nox_ui.errors import NoxError, RateLimited
 
@@ -36,6 +36,8 @@ def create_api(services: Services) -> FastAPI:
     api.include_router(audit.router)
     api.include_router(tokens.router)
     api.include_router(settings.router)
+    api.include_router(notifiers.router)
+    api.include_router(alerts.router)
 
     @api.exception_handler(NoxError)
     async def domain_error(_request: Request, exc: NoxError) -> JSONResponse:

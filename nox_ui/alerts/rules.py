@@ -1,0 +1,481 @@
+"""Alert rules: the request models, validation, selectors, and the service that stores them.
+
+A rule watches a *selector*: a metric name (every series of that metric) or `name{label="v",...}`
+(only the series whose labels equal every given value). A `threshold` rule compares each matching
+series with `op threshold`; a `nodata` rule fires when no sample carried any matching series for
+`for_seconds` (op and threshold are ignored). Every change is validated as a whole, written together
+with its audit event (`alert.rule.create|update|delete`), then handed to the listeners (the engine
+recompiles at once, no restart).
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import operator
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from loguru import logger
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from nox_ui.db import Database
+from nox_ui.errors import Conflict, Forbidden, Invalid, NotFound
+from nox_ui.metrics.series import MetricSpec, parse_series, series_id
+from nox_ui.models import AlertRule, Notifier, utcnow
+from nox_ui.roles import Principal, Role, authorize
+from nox_ui.services.audit import AuditService
+
+Op = Literal[">", ">=", "<", "<=", "==", "!="]
+Severity = Literal["info", "warning", "critical"]
+Kind = Literal["threshold", "nodata"]
+
+OPS: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+SEVERITIES = ("info", "warning", "critical")
+DAY = 86400
+MAX_FOR_SECONDS = 7 * DAY
+MIN_REPEAT_SECONDS = 60
+MAX_REPEAT_SECONDS = 30 * DAY
+MIN_NODATA_SECONDS = 10  # below a few sample intervals, jitter alone would fire a no-data rule
+MAX_NOTIFIERS = 50
+MAX_DESCRIPTION = 10_000
+# The fields of a rule that decide when it fires; changing one drops the rule's pending episodes.
+CONDITION_FIELDS = ("kind", "metric", "op", "threshold", "for_seconds", "clear_threshold")
+
+
+# -- selectors ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Selector:
+    """`name` or `name{label="value",...}`: a series matches when its name is `name` and every
+    matcher's label has exactly that value (labels the selector does not name are free)."""
+
+    name: str
+    matchers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> Selector:
+        name, labels = parse_series(text)
+        return cls(name, tuple(sorted(labels.items())))
+
+    @property
+    def text(self) -> str:
+        """The canonical form (labels sorted), which is how rules are stored."""
+        return series_id(self.name, dict(self.matchers))
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(labels.get(key) == value for key, value in self.matchers)
+
+
+# -- the rule as the engine sees it ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuleDef:
+    """A validated rule, free of the database: what the engine compiles and the preview replays.
+    `id` is 0 for a rule that is not stored (a preview of an unsaved rule, a benchmark)."""
+
+    id: int
+    name: str
+    metric: str
+    kind: str = "threshold"
+    op: str = ">"
+    threshold: float = 0.0
+    for_seconds: int = 0
+    clear_threshold: float | None = None
+    severity: str = "warning"
+    notifiers: tuple[int, ...] = ()
+    repeat_seconds: int | None = None
+    enabled: bool = True
+    description: str = ""
+
+    @property
+    def selector(self) -> Selector:
+        return Selector.parse(self.metric)
+
+    @classmethod
+    def of(cls, row: AlertRule) -> RuleDef:
+        assert row.id is not None
+        return cls(
+            id=row.id,
+            name=row.name,
+            metric=row.metric,
+            kind=row.kind,
+            op=row.op,
+            threshold=row.threshold,
+            for_seconds=row.for_seconds,
+            clear_threshold=row.clear_threshold,
+            severity=row.severity,
+            notifiers=tuple(notifier_ids(row)),
+            repeat_seconds=row.repeat_seconds,
+            enabled=row.enabled,
+            description=row.description,
+        )
+
+    def same_condition(self, other: RuleDef) -> bool:
+        return all(getattr(self, key) == getattr(other, key) for key in CONDITION_FIELDS)
+
+
+def notifier_ids(row: AlertRule) -> list[int]:
+    try:
+        ids = json.loads(row.notifiers or "[]")
+    except ValueError:
+        logger.warning("rule {} has unreadable notifier ids {!r}", row.id, row.notifiers)
+        return []
+    return [int(i) for i in ids if isinstance(i, int)] if isinstance(ids, list) else []
+
+
+# -- request models ----------------------------------------------------------------------------------
+
+
+def check_clear_threshold(op: str, threshold: float, clear: float | None) -> None:
+    """Hysteresis only makes sense on the safe side of the threshold: a firing `> 90` rule that clears
+    at 80 stays firing between 80 and 90. Raise ValueError with the reason otherwise."""
+    if clear is None:
+        return
+    if op in (">", ">="):
+        if clear > threshold:
+            raise ValueError(
+                f"clear_threshold must be at most the threshold for {op!r}: the alert fires above "
+                f"{threshold:g} and resolves only at or below clear_threshold"
+            )
+    elif op in ("<", "<="):
+        if clear < threshold:
+            raise ValueError(
+                f"clear_threshold must be at least the threshold for {op!r}: the alert fires below "
+                f"{threshold:g} and resolves only at or above clear_threshold"
+            )
+    else:
+        raise ValueError(f"clear_threshold (hysteresis) needs >, >=, < or <=; it means nothing for {op!r}")
+
+
+class RuleIn(BaseModel):
+    """A whole rule, as created. `kind` is "threshold" (default) or "nodata"; a no-data rule fires when
+    no sample carried any series of `metric` for `for_seconds` and ignores `op` and `threshold`."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=128, examples=["Root disk almost full"])
+    metric: str = Field(
+        min_length=1,
+        max_length=255,
+        examples=['disk.used_percent{mount="/"}'],
+        description='a metric name (every series) or name{label="value",...}',
+    )
+    kind: Kind = "threshold"
+    op: Op = ">"
+    threshold: float = Field(default=0.0, allow_inf_nan=False)
+    for_seconds: int = Field(default=0, ge=0, le=MAX_FOR_SECONDS, description="must hold this long")
+    clear_threshold: float | None = Field(
+        default=None, allow_inf_nan=False, description="hysteresis: a firing alert resolves only past this"
+    )
+    severity: Severity = "warning"
+    notifiers: list[int] = Field(default_factory=list, max_length=MAX_NOTIFIERS)
+    repeat_seconds: int | None = Field(
+        default=None, ge=MIN_REPEAT_SECONDS, le=MAX_REPEAT_SECONDS, description="re-notify while firing"
+    )
+    enabled: StrictBool = True
+    description: str = Field(default="", max_length=MAX_DESCRIPTION, description="runbook text")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RuleIn:
+        if any(ch in self.name for ch in "\r\n\t\x00"):
+            raise ValueError("name must be one line of text")
+        if self.kind == "nodata":
+            if self.for_seconds < MIN_NODATA_SECONDS:
+                raise ValueError(
+                    f"a nodata rule needs for_seconds of at least {MIN_NODATA_SECONDS}: how long the "
+                    "metric must stay silent"
+                )
+            if self.clear_threshold is not None:
+                raise ValueError("a nodata rule has no clear_threshold")
+        else:
+            check_clear_threshold(self.op, self.threshold, self.clear_threshold)
+        if len(set(self.notifiers)) != len(self.notifiers):
+            raise ValueError("notifiers lists an id twice")
+        return self
+
+
+class RulePatch(BaseModel):
+    """Only the fields given change; the result is validated as a whole rule. `null` clears
+    `clear_threshold` and `repeat_seconds`."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(default=None, min_length=1, max_length=128)
+    metric: str | None = Field(default=None, min_length=1, max_length=255)
+    kind: Kind | None = None
+    op: Op | None = None
+    threshold: float | None = Field(default=None, allow_inf_nan=False)
+    for_seconds: int | None = Field(default=None, ge=0, le=MAX_FOR_SECONDS)
+    clear_threshold: float | None = Field(default=None, allow_inf_nan=False)
+    severity: Severity | None = None
+    notifiers: list[int] | None = Field(default=None, max_length=MAX_NOTIFIERS)
+    repeat_seconds: int | None = Field(default=None, ge=MIN_REPEAT_SECONDS, le=MAX_REPEAT_SECONDS)
+    enabled: StrictBool | None = None
+    description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the caller sent; `null` is kept only where it means something."""
+        sent = self.model_dump(exclude_unset=True)
+        nullable = {"clear_threshold", "repeat_seconds"}
+        return {key: value for key, value in sent.items() if value is not None or key in nullable}
+
+
+def _readable(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
+
+
+def parse_rule(data: RuleIn | Mapping[str, Any]) -> RuleIn:
+    """A RuleIn from a model or a plain mapping (the UI's form); Invalid with every reason otherwise."""
+    if isinstance(data, RuleIn):
+        return data
+    try:
+        return RuleIn.model_validate(dict(data))
+    except ValidationError as exc:
+        raise Invalid(_readable(exc)) from None
+
+
+def _rule_fields(row: AlertRule) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "metric": row.metric,
+        "kind": row.kind,
+        "op": row.op,
+        "threshold": row.threshold,
+        "for_seconds": row.for_seconds,
+        "clear_threshold": row.clear_threshold,
+        "severity": row.severity,
+        "notifiers": notifier_ids(row),
+        "repeat_seconds": row.repeat_seconds,
+        "enabled": row.enabled,
+        "description": row.description,
+    }
+
+
+# -- the service -------------------------------------------------------------------------------------
+
+# Called with every rule (enabled or not) after each change.
+RulesListener = Callable[[list[RuleDef]], None]
+
+
+class RuleService:
+    def __init__(self, db: Database, audit: AuditService, specs: Mapping[str, MetricSpec]) -> None:
+        self.db = db
+        self.audit = audit
+        self.specs = specs  # the metrics the sampler collects: a rule on anything else is refused
+        self._listeners: list[RulesListener] = []
+        self._lock = threading.Lock()
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def list(self) -> list[AlertRule]:
+        with self.db.session() as session:
+            return list(session.exec(select(AlertRule).order_by(col(AlertRule.name))).all())
+
+    def definitions(self) -> builtins.list[RuleDef]:
+        return [RuleDef.of(row) for row in self.list()]
+
+    def get(self, rule_id: int) -> AlertRule:
+        with self.db.session() as session:
+            row = session.get(AlertRule, rule_id)
+        if row is None:
+            raise NotFound(f"no alert rule with id {rule_id}")
+        return row
+
+    # -- validation --------------------------------------------------------------------------------
+
+    def check(self, data: RuleIn | Mapping[str, Any], session: Session | None = None) -> RuleIn:
+        """Validate a whole rule: the model's checks, then a known metric with known labels and
+        existing notifiers. Returns the rule with its selector in canonical form."""
+        rule = parse_rule(data)
+        selector = Selector.parse(rule.metric)
+        spec = self.specs.get(selector.name)
+        if spec is None:
+            known = ", ".join(sorted(self.specs)[:8])
+            raise Invalid(
+                f"metric: unknown metric {selector.name!r}; see /api/v1/metrics/names (e.g. {known}, ...)"
+            )
+        unknown_labels = sorted({key for key, _ in selector.matchers} - set(spec.labels))
+        if unknown_labels:
+            has = ", ".join(spec.labels) if spec.labels else "no labels"
+            raise Invalid(f"metric: {selector.name} has {has}; unknown label {unknown_labels[0]!r}")
+        if rule.notifiers:
+            missing = self._missing_notifiers(rule.notifiers, session)
+            if missing:
+                raise Invalid(f"notifiers: no notifier with id {', '.join(map(str, missing))}")
+        return rule.model_copy(update={"metric": selector.text})
+
+    def _missing_notifiers(self, ids: builtins.list[int], session: Session | None) -> builtins.list[int]:
+        if session is None:
+            with self.db.session() as own:
+                return self._missing_notifiers(ids, own)
+        found = set(session.exec(select(Notifier.id).where(col(Notifier.id).in_(ids))).all())
+        return sorted(set(ids) - found)
+
+    def definition(self, data: RuleIn | Mapping[str, Any]) -> RuleDef:
+        """A checked, unsaved rule (id 0) for the preview."""
+        rule = self.check(data)
+        return RuleDef(id=0, **{**rule.model_dump(), "notifiers": tuple(rule.notifiers)})
+
+    # -- changing ----------------------------------------------------------------------------------
+
+    def subscribe(self, listener: RulesListener) -> None:
+        """Call `listener(rules)` after every change, and once now."""
+        self._listeners.append(listener)
+        listener(self.definitions())
+
+    def create(self, actor: Principal | None, data: RuleIn | Mapping[str, Any], *, ip: str = "") -> AlertRule:
+        """Operators and admins (`actor=None`: the panel itself). 422 for an invalid rule, 409 for a
+        name in use."""
+        if actor is not None:
+            name = data.name if isinstance(data, RuleIn) else str(data.get("name", ""))
+            self.require_operator(actor, "alert.rule.create", name, ip)
+        with self._lock, self.db.session() as session:
+            rule = self.check(data, session)
+            if session.exec(select(AlertRule.id).where(AlertRule.name == rule.name)).first():
+                raise Conflict(f"an alert rule named {rule.name!r} already exists")
+            row = AlertRule(**{**rule.model_dump(), "notifiers": json.dumps(rule.notifiers)})
+            session.add(row)
+            try:
+                session.flush()
+                self.audit.record(
+                    session,
+                    actor=actor,
+                    action="alert.rule.create",
+                    outcome="success",
+                    target_type="alert_rule",
+                    target_id=row.id or "",
+                    target_label=row.name,
+                    details=_rule_fields(row),
+                    ip=ip,
+                )
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                raise Conflict(f"an alert rule named {rule.name!r} already exists") from None
+        self._notify()
+        return row
+
+    def update(
+        self,
+        actor: Principal | None,
+        rule_id: int,
+        patch: RulePatch | Mapping[str, Any],
+        *,
+        ip: str = "",
+    ) -> AlertRule:
+        """Change the fields given; the result is validated as a whole. Audited with old → new."""
+        if actor is not None:
+            self.require_operator(actor, "alert.rule.update", str(rule_id), ip)
+        if not isinstance(patch, RulePatch):
+            try:
+                patch = RulePatch.model_validate(dict(patch))
+            except ValidationError as exc:
+                raise Invalid(_readable(exc)) from None
+        with self._lock, self.db.session() as session:
+            row = session.get(AlertRule, rule_id)
+            if row is None:
+                raise NotFound(f"no alert rule with id {rule_id}")
+            before = _rule_fields(row)
+            rule = self.check({**before, **patch.changes()}, session)
+            after = rule.model_dump()
+            diff = {
+                key: {"old": before[key], "new": after[key]} for key in before if before[key] != after[key]
+            }
+            if not diff:
+                return row
+            if "name" in diff:
+                taken = session.exec(
+                    select(AlertRule.id).where(AlertRule.name == rule.name, AlertRule.id != rule_id)
+                ).first()
+                if taken:
+                    raise Conflict(f"an alert rule named {rule.name!r} already exists")
+            for key, value in after.items():
+                setattr(row, key, json.dumps(value) if key == "notifiers" else value)
+            row.updated_at = utcnow()
+            session.add(row)
+            try:
+                session.flush()
+                self.audit.record(
+                    session,
+                    actor=actor,
+                    action="alert.rule.update",
+                    outcome="success",
+                    target_type="alert_rule",
+                    target_id=rule_id,
+                    target_label=row.name,
+                    details=diff,
+                    ip=ip,
+                )
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                raise Conflict(f"an alert rule named {rule.name!r} already exists") from None
+        self._notify()
+        return row
+
+    def delete(self, actor: Principal | None, rule_id: int, *, ip: str = "") -> None:
+        """Its alert history goes with it (ON DELETE CASCADE); firing episodes end at once."""
+        if actor is not None:
+            self.require_operator(actor, "alert.rule.delete", str(rule_id), ip)
+        with self._lock, self.db.session() as session:
+            row = session.get(AlertRule, rule_id)
+            if row is None:
+                raise NotFound(f"no alert rule with id {rule_id}")
+            details = _rule_fields(row)
+            session.delete(row)
+            self.audit.record(
+                session,
+                actor=actor,
+                action="alert.rule.delete",
+                outcome="success",
+                target_type="alert_rule",
+                target_id=rule_id,
+                target_label=details["name"],
+                details=details,
+                ip=ip,
+            )
+            session.commit()
+        self._notify()
+
+    def require_operator(self, actor: Principal, action: str, target: str = "", ip: str = "") -> None:
+        """Operator or admin, or Forbidden with the refusal in the audit log."""
+        try:
+            authorize(actor, Role.OPERATOR)
+        except Forbidden as exc:
+            self.audit.record_now(
+                actor=actor,
+                action="access.denied",
+                outcome="denied",
+                target_type="alert_rule",
+                target_label=target[:256],
+                details={"attempted": action, "reason": exc.message},
+                ip=ip,
+            )
+            raise
+
+    def _notify(self) -> None:
+        rules = self.definitions()
+        for listener in list(self._listeners):
+            try:
+                listener(rules)
+            except Exception:
+                logger.exception("an alert rules subscriber failed; the change is stored")

@@ -1,0 +1,290 @@
+"""Silences: mute the notifications of matching alerts for a time window, with a comment saying why.
+
+A silence's matchers are `{label: value}`; an alert matches when every matcher equals the alert's
+label of that name. Besides the series' own labels, an alert carries `alertname` (the rule's name)
+and `metric` (the metric's name). A silenced alert still fires and shows in the panel (flagged
+"silenced"); only its notifications are held back. Silences are never deleted: ending one early sets
+its end to now, so the history of who muted what stays. Both are audited (`silence.create|end`).
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from loguru import logger
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlmodel import col, select
+
+from nox_ui.db import Database
+from nox_ui.errors import Conflict, Forbidden, Invalid, NotFound
+from nox_ui.models import Silence
+from nox_ui.roles import Principal, Role, authorize
+from nox_ui.services.audit import AuditService
+
+LABEL_KEY_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+MAX_MATCHERS = 20
+MAX_VALUE = 255
+MAX_COMMENT = 512
+MAX_DURATION = timedelta(days=365)
+MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class SilenceDef:
+    """A silence as the engine checks it: Unix-second window [starts, ends) and exact matchers."""
+
+    id: int
+    matchers: tuple[tuple[str, str], ...]
+    starts: float
+    ends: float
+
+    @classmethod
+    def of(cls, row: Silence) -> SilenceDef:
+        assert row.id is not None
+        return cls(
+            row.id,
+            tuple(sorted(matchers_of(row).items())),
+            row.starts_at.timestamp(),
+            row.ends_at.timestamp(),
+        )
+
+    def active(self, ts: float) -> bool:
+        return self.starts <= ts < self.ends
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        return all(labels.get(key) == value for key, value in self.matchers)
+
+
+def matchers_of(row: Silence) -> dict[str, str]:
+    try:
+        matchers = json.loads(row.matchers or "{}")
+    except ValueError:
+        logger.warning("silence {} has unreadable matchers {!r}", row.id, row.matchers)
+        return {}
+    return {str(k): str(v) for k, v in matchers.items()} if isinstance(matchers, dict) else {}
+
+
+def is_active(row: Silence, now: datetime) -> bool:
+    return row.starts_at <= now < row.ends_at
+
+
+class SilenceIn(BaseModel):
+    """Give either `ends_at` or `duration_seconds`; `starts_at` defaults to now."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    matchers: dict[str, str] = Field(
+        examples=[{"alertname": "Root disk almost full", "mount": "/"}],
+        description="label: value, all must match; `alertname` is the rule name, `metric` the metric name",
+    )
+    starts_at: datetime | None = Field(default=None, description="ISO 8601 or Unix seconds; default now")
+    ends_at: datetime | None = Field(default=None, description="ISO 8601 or Unix seconds")
+    duration_seconds: int | None = Field(default=None, ge=1, le=int(MAX_DURATION.total_seconds()))
+    comment: str = Field(min_length=1, max_length=MAX_COMMENT, description="why: required")
+
+    @model_validator(mode="after")
+    def _one_end(self) -> SilenceIn:
+        if (self.ends_at is None) == (self.duration_seconds is None):
+            raise ValueError("give either ends_at or duration_seconds")
+        return self
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def clean_matchers(matchers: Mapping[str, Any]) -> dict[str, str]:
+    if not isinstance(matchers, Mapping) or not matchers:
+        raise Invalid("matchers: give at least one label: value (e.g. alertname or mount)")
+    if len(matchers) > MAX_MATCHERS:
+        raise Invalid(f"matchers: at most {MAX_MATCHERS}")
+    cleaned = {}
+    for key, value in matchers.items():
+        if not isinstance(key, str) or not LABEL_KEY_RE.match(key):
+            raise Invalid(f"matchers: {key!r} is not a label name (letters, digits and _, not first a digit)")
+        if not isinstance(value, str) or not value or len(value) > MAX_VALUE:
+            raise Invalid(f"matchers: the value of {key!r} must be 1 to {MAX_VALUE} characters of text")
+        cleaned[key] = value
+    return dict(sorted(cleaned.items()))
+
+
+# Called with every silence that has not ended yet, after each change.
+SilencesListener = Callable[[list[SilenceDef]], None]
+
+
+class SilenceService:
+    def __init__(self, db: Database, audit: AuditService, clock: Callable[[], float] = time.time) -> None:
+        self.db = db
+        self.audit = audit
+        self.clock = clock
+        self._listeners: list[SilencesListener] = []
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    # -- reading -----------------------------------------------------------------------------------
+
+    def list(self, active: bool | None = None, limit: int = 200) -> list[Silence]:
+        """Newest first. `active=True`: in force now; `active=False`: ended or not started yet."""
+        limit = max(1, min(limit, MAX_LIMIT))
+        now = self.now()
+        query = select(Silence).order_by(col(Silence.id).desc())
+        if active is True:
+            query = query.where(col(Silence.starts_at) <= now, col(Silence.ends_at) > now)
+        elif active is False:
+            query = query.where((col(Silence.starts_at) > now) | (col(Silence.ends_at) <= now))
+        with self.db.session() as session:
+            return list(session.exec(query.limit(limit)).all())
+
+    def get(self, silence_id: int) -> Silence:
+        with self.db.session() as session:
+            row = session.get(Silence, silence_id)
+        if row is None:
+            raise NotFound(f"no silence with id {silence_id}")
+        return row
+
+    def definitions(self) -> builtins.list[SilenceDef]:
+        """Every silence that has not ended: what the engine checks alerts against."""
+        with self.db.session() as session:
+            rows = session.exec(select(Silence).where(col(Silence.ends_at) > self.now())).all()
+        return [SilenceDef.of(row) for row in rows]
+
+    # -- changing ----------------------------------------------------------------------------------
+
+    def subscribe(self, listener: SilencesListener) -> None:
+        """Call `listener(silences)` after every change, and once now."""
+        self._listeners.append(listener)
+        listener(self.definitions())
+
+    def create(
+        self,
+        actor: Principal | None,
+        matchers: Mapping[str, Any],
+        comment: str,
+        *,
+        starts_at: datetime | None = None,
+        ends_at: datetime | None = None,
+        duration_seconds: int | None = None,
+        ip: str = "",
+    ) -> Silence:
+        """Operators and admins. 422: no matchers, no comment, no end (or both kinds), an end not after
+        the start or already past, longer than a year."""
+        if actor is not None:
+            self._authorize(actor, "silence.create", ip)
+        cleaned = clean_matchers(matchers)
+        comment = (comment or "").strip()
+        if not comment:
+            raise Invalid("comment: say why these alerts are silenced")
+        if len(comment) > MAX_COMMENT:
+            raise Invalid(f"comment: at most {MAX_COMMENT} characters")
+        now = self.now()
+        start = _utc(starts_at) if starts_at is not None else now
+        if (ends_at is None) == (duration_seconds is None):
+            raise Invalid("give either ends_at or duration_seconds")
+        if duration_seconds is not None:
+            if duration_seconds < 1:
+                raise Invalid("duration_seconds must be at least 1")
+            end = start + timedelta(seconds=duration_seconds)
+        else:
+            assert ends_at is not None
+            end = _utc(ends_at)
+        if end <= start:
+            raise Invalid("ends_at must be after starts_at")
+        if end <= now:
+            raise Invalid("ends_at is in the past: this silence would never apply")
+        if end - start > MAX_DURATION:
+            raise Invalid("a silence lasts at most 365 days")
+        row = Silence(
+            matchers=json.dumps(cleaned, ensure_ascii=False),
+            starts_at=start,
+            ends_at=end,
+            comment=comment,
+            created_by=(actor.username if actor else "system")[:64],
+        )
+        with self._lock, self.db.session() as session:
+            session.add(row)
+            session.flush()
+            self.audit.record(
+                session,
+                actor=actor,
+                action="silence.create",
+                outcome="success",
+                target_type="silence",
+                target_id=row.id or "",
+                target_label=_label(cleaned),
+                details={
+                    "matchers": cleaned,
+                    "starts_at": start.isoformat(),
+                    "ends_at": end.isoformat(),
+                    "comment": comment,
+                },
+                ip=ip,
+            )
+            session.commit()
+        self._notify()
+        return row
+
+    def end(self, actor: Principal | None, silence_id: int, *, ip: str = "") -> Silence:
+        """End a silence now (one not started yet is cancelled). 409 when it has already ended."""
+        if actor is not None:
+            self._authorize(actor, "silence.end", ip)
+        now = self.now()
+        with self._lock, self.db.session() as session:
+            row = session.get(Silence, silence_id)
+            if row is None:
+                raise NotFound(f"no silence with id {silence_id}")
+            if row.ends_at <= now:
+                raise Conflict(f"silence {silence_id} already ended at {row.ends_at.isoformat()}")
+            planned = row.ends_at
+            row.ends_at = now
+            row.starts_at = min(row.starts_at, now)
+            session.add(row)
+            self.audit.record(
+                session,
+                actor=actor,
+                action="silence.end",
+                outcome="success",
+                target_type="silence",
+                target_id=silence_id,
+                target_label=_label(matchers_of(row)),
+                details={"ended_at": now.isoformat(), "planned_end": planned.isoformat()},
+                ip=ip,
+            )
+            session.commit()
+        self._notify()
+        return row
+
+    def _authorize(self, actor: Principal, action: str, ip: str) -> None:
+        try:
+            authorize(actor, Role.OPERATOR)
+        except Forbidden as exc:
+            self.audit.record_now(
+                actor=actor,
+                action="access.denied",
+                outcome="denied",
+                target_type="silence",
+                details={"attempted": action, "reason": exc.message},
+                ip=ip,
+            )
+            raise
+
+    def _notify(self) -> None:
+        silences = self.definitions()
+        for listener in list(self._listeners):
+            try:
+                listener(silences)
+            except Exception:
+                logger.exception("a silences subscriber failed; the change is stored")
+
+
+def _label(matchers: Mapping[str, str]) -> str:
+    return ",".join(f"{key}={value}" for key, value in matchers.items())[:256]

@@ -28,6 +28,7 @@ NAV_ITEMS: list[NavItem] = [
     NavItem("Dashboard", "dashboard", "/"),
     NavItem("History", "timeline", "/history"),
     NavItem("Processes", "memory", "/processes"),
+    NavItem("Alerts", "notifications", "/alerts"),
     NavItem("Users", "group", "/admin/users", Role.ADMIN),
     NavItem("Settings", "tune", "/admin/settings", Role.ADMIN),
     NavItem("Audit log", "fact_check", "/admin/audit", Role.ADMIN),
@@ -36,6 +37,23 @@ NAV_ITEMS: list[NavItem] = [
 
 def nav_items_for(principal: Principal) -> list[NavItem]:
     return [item for item in NAV_ITEMS if principal.role.allows(item.role)]
+
+
+ALERTS_PATH = "/alerts"
+
+
+def _firing_badge(guard: SessionGuard) -> None:
+    """The number of firing, unacknowledged alerts, updated live from the engine's `changed` event."""
+    engine = guard.services.alerts.engine
+    badge = ui.badge("", color="negative").props("rounded").mark("firing-badge")
+
+    def show(unacknowledged: int) -> None:
+        badge.text = str(unacknowledged)
+        badge.set_visibility(unacknowledged > 0)
+        badge.props(f'aria-label="{unacknowledged} firing alerts not acknowledged"')
+
+    show(engine.counts().unacknowledged)
+    engine.changed.subscribe(lambda counts: show(counts.unacknowledged))
 
 
 # Polls the socket state (cheap, client-side only) and colours the header dot.
@@ -123,6 +141,9 @@ def frame(guard: SessionGuard, principal: Principal, title: str) -> Iterator[Non
                     with ui.item_section().props("avatar"):
                         ui.icon(item.icon)
                     ui.item_section(item.label)
+                    if item.path == ALERTS_PATH:
+                        with ui.item_section().props("side"):
+                            _firing_badge(guard)
 
     ui.add_body_html(f"<script>{_CONNECTION_JS}</script>")
     with ui.column().classes("w-full max-w-screen-xl mx-auto q-pa-md gap-4"):

@@ -10,6 +10,7 @@ from pages import (
     admin_audit,
     admin_settings,
     admin_users,
+    alerts,
     dashboard,
     history,
     login,
@@ -27,6 +28,7 @@ def register_pages(services: Services) -> SessionGuard:
     dashboard.register(services, guard)
     history.register(services, guard)
     processes.register(services, guard)
+    alerts.register(services, guard)
     profile.register(services, guard)
     admin_users.register(services, guard)
     admin_settings.register(services, guard)

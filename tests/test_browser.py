@@ -371,3 +371,34 @@ def test_a_new_operator_signs_in_sees_no_admin_screens_and_the_audit_log_shows_b
     expect(sign_in_row.filter(has_text="orla").first).to_be_visible()
     denied = page.get_by_role("row").filter(has=page.get_by_role("cell", name="access.denied", exact=True))
     expect(denied.filter(has_text="/admin/settings").first).to_be_visible()
+
+
+def test_an_operator_creates_a_rule_in_the_ui_previews_it_and_sees_it_fire(
+    page: Page, server: Server, admin: str
+) -> None:
+    page.goto("/alerts")
+    _sign_in(page)
+    expect(page).to_have_url(_path_is(server, "/alerts"))
+    page.get_by_role("button", name="New rule").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Name").fill("Load is measured")
+    metric = dialog.get_by_label("Metric")
+    metric.fill("load.1")
+    page.get_by_role("option", name="load.1", exact=True).click()
+    dialog.get_by_label("Operator").click()
+    page.get_by_role("option", name=">=", exact=True).click()
+    dialog.get_by_label("Threshold").fill("0")
+    dialog.get_by_label("For (seconds)").fill("2")
+    dialog.get_by_role("button", name="Preview last 24 h").click()
+    expect(dialog.get_by_text(re.compile(r"episode\(s\) would have fired in the last 24 h"))).to_be_visible()
+    dialog.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Rule Load is measured saved")).to_be_visible()
+
+    # Pending first (it must hold 2 s), then firing: on the Active tab and as a badge in the menu
+    active = page.locator(".q-table").first
+    firing = active.get_by_role("row").filter(has_text="Load is measured").filter(has_text="firing")
+    expect(firing).to_be_visible(timeout=15_000)
+    expect(page.locator(".nox-drawer .q-badge")).to_have_text("1")
+    firing.get_by_role("button", name="Acknowledge").click()
+    expect(page.get_by_text("Acknowledged.")).to_be_visible()
+    expect(page.locator(".nox-drawer .q-badge")).to_be_hidden()

@@ -1,0 +1,108 @@
+"""/alerts through NiceGUI's simulated user: rules and notifiers made in dialogs with errors in place,
+a firing alert listed with its delivery log, and what a viewer may not do."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from nicegui import ui
+from nicegui.testing import User
+
+from nox_ui.app import Services
+from nox_ui.metrics.sampler import Sample
+from tests.conftest import OPERATOR_PASSWORD, VIEWER_PASSWORD, sign_in
+
+
+async def settle(predicate: object, retries: int = 60) -> None:
+    for _ in range(retries):
+        if callable(predicate) and predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+def table(user: User, marker: str) -> ui.table:
+    found = next(iter(user.find(marker=marker).elements))
+    assert isinstance(found, ui.table)
+    return found
+
+
+async def test_an_operator_creates_a_rule_and_sees_errors_in_place(
+    app_user: User, accounts: Services
+) -> None:
+    await sign_in(app_user, "olga", OPERATOR_PASSWORD, next_path="/alerts")
+    app_user.find(marker="new-rule").click()
+    app_user.find(marker="rule-name").type("Disk nearly full")
+    metric = next(iter(app_user.find(marker="rule-metric").elements))
+    metric.set_value("disk.used_percent")
+    app_user.find(marker="rule-clear").type("95")  # "> 90" cannot clear above 90
+    app_user.find(marker="rule-save").click()
+    await app_user.should_see("clear_threshold", retries=50)
+    assert accounts.alerts.rules.list() == []
+
+    app_user.find(marker="rule-clear").clear()
+    app_user.find(marker="rule-save").click()
+    await settle(lambda: len(accounts.alerts.rules.list()) == 1)
+    rule = accounts.alerts.rules.list()[0]
+    assert (rule.name, rule.metric, rule.op, rule.threshold, rule.for_seconds) == (
+        "Disk nearly full",
+        "disk.used_percent",
+        ">",
+        90.0,
+        60,
+    )
+    await settle(lambda: any(r["name"] == "Disk nearly full" for r in table(app_user, "alert-rules").rows))
+    event = accounts.audit.query(action="alert.rule.create", limit=1).events[0]
+    assert event.actor_name == "olga"
+
+
+async def test_an_invalid_webhook_url_is_refused_in_the_dialog(app_user: User, accounts: Services) -> None:
+    await sign_in(app_user, "olga", OPERATOR_PASSWORD, next_path="/alerts")
+    app_user.find(marker="new-notifier").click()
+    app_user.find(marker="notifier-name").type("hook")
+    app_user.find(marker="notifier-url").type("not a url")
+    app_user.find(marker="notifier-save").click()
+    await app_user.should_see("url", retries=50)
+    assert accounts.notifiers.list() == []
+    app_user.find(marker="notifier-url").clear().type("https://hooks.example.org/nox")
+    app_user.find(marker="notifier-save").click()
+    await settle(lambda: [n.name for n in accounts.notifiers.list()] == ["hook"])
+
+
+async def test_a_firing_alert_is_listed_and_its_link_opens_the_delivery_log(
+    app_user: User, accounts: Services
+) -> None:
+    rule = accounts.alerts.rules.create(
+        None, {"name": "Busy", "metric": "cpu.percent", "op": ">=", "threshold": 0, "for_seconds": 0}
+    )
+    accounts.alerts.engine.evaluate(Sample(ts=time.time(), values={"cpu.percent": 42.0}, duration=0))
+    await accounts.alerts.engine.drain()  # the app's loop runs: the write went to the engine's thread
+    firing = accounts.alerts.engine.alerts("firing")
+    assert [a.rule_id for a in firing] == [rule.id]
+    await sign_in(app_user, "victor", VIEWER_PASSWORD, next_path=f"/alerts?id={firing[0].id}")
+    await app_user.should_see("Busy: firing")
+    await app_user.should_see(marker="delivery-log")
+    assert table(app_user, "delivery-log").rows == []  # the rule has no notifiers
+    rows = table(app_user, "active-alerts").rows
+    assert [(r["state"], r["rule"]) for r in rows] == [("firing", "Busy")]
+    await app_user.should_see("1 firing · 0 pending")
+
+
+async def test_a_viewer_sees_alerts_but_no_way_to_change_them(app_user: User, accounts: Services) -> None:
+    accounts.alerts.rules.create(
+        None, {"name": "Busy", "metric": "cpu.percent", "op": ">=", "threshold": 0, "for_seconds": 0}
+    )
+    accounts.alerts.engine.evaluate(Sample(ts=time.time(), values={"cpu.percent": 42.0}, duration=0))
+    await accounts.alerts.engine.drain()
+    alert = accounts.alerts.engine.alerts("firing")[0]
+    await sign_in(app_user, "victor", VIEWER_PASSWORD, next_path="/alerts")
+    await app_user.should_see(marker="active-alerts")
+    await app_user.should_not_see(marker="new-rule")
+    await app_user.should_not_see(marker="new-notifier")
+    buttons = table(app_user, "active-alerts").slots["body-cell-actions"].template or ""
+    assert "'details'" in buttons and "'ack'" not in buttons and "'silence'" not in buttons
+    # An ack sent anyway (a crafted event) is refused on the server and audited
+    app_user.find(marker="active-alerts").trigger("rowAction", {"action": "ack", "key": alert.key})
+    await app_user.should_see("needs the operator role", retries=30)
+    assert accounts.alerts.engine.get(alert.id or 0).acked_by is None

@@ -22,8 +22,8 @@ from typing import Any, TextIO
 
 import psutil
 
+from bench import alerts_bench, history_bench, loadgen, report, sampling
 from bench import glances as glances_mod
-from bench import history_bench, loadgen, report, sampling
 from bench.nox import NoxServer
 from bench.util import MIB, Child, CpuWindow, Processes, log, measure_cpu
 
@@ -251,6 +251,10 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path, results: dict
     log("(e) history: 30 days of minute + hour rows, then queries")
     results["history"] = history_bench.run(workdir)
     log(f"(e) 30 d p95 uncached {results['history']['30d']['uncached_p95_ms']:.1f} ms")
+
+    log("(g) alert evaluation: 0 to 5,000 rules over this host's series")
+    results["alerts"] = alerts_bench.run()
+    log(f"(g) 1,000 rules: {results['alerts']['per_rules']['1000']['us']:.0f} µs per sample")
 
     nox: dict[str, Any] = {"levels": {}}
     results["nox"] = nox

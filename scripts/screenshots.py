@@ -11,6 +11,8 @@ through the printed setup URL, signs in, and writes:
     dashboard-phone.png   390x844, signed in, light mode
     users.png, settings.png, settings-diff.png, audit.png
                           1280x800, the admin screens, light mode
+    alerts.png, alert-rule.png
+                          1280x800, a firing alert; the rule editor with its preview
 """
 
 from __future__ import annotations
@@ -143,6 +145,27 @@ def take(browser: Browser, base_url: str, setup_url: str, out: Path, warmup: flo
         page.wait_for_timeout(2500)  # a second listing, so CPU % is measured
         shot(page, f"processes-{mode}")
 
+    def alert_screens(page: Page) -> None:
+        page.goto("/alerts")
+        page.get_by_role("button", name="New rule").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_label("Name").fill("CPU busy")
+        dialog.get_by_label("Metric").fill("cpu.percent")
+        page.get_by_role("option", name="cpu.percent", exact=True).click()
+        dialog.get_by_label("Operator").click()
+        page.get_by_role("option", name=">=", exact=True).click()
+        dialog.get_by_label("Threshold").fill("1")
+        dialog.get_by_label("For (seconds)").fill("5")
+        dialog.get_by_label("Description / runbook").fill("Check /processes for the busiest process.")
+        dialog.get_by_role("button", name="Preview last 24 h").click()
+        expect(dialog.get_by_text(re.compile("would have fired"))).to_be_visible()
+        shot(page, "alert-rule")
+        dialog.get_by_role("button", name="Save").click()
+        firing = page.get_by_role("row").filter(has_text="CPU busy").filter(has_text="firing")
+        expect(firing).to_be_visible(timeout=20_000)
+        expect(page.locator(".q-notification")).to_have_count(0, timeout=15_000)
+        shot(page, "alerts")
+
     def admin_screens(page: Page) -> None:
         page.goto("/admin/users")
         for username, role in (("olga", "Operator"), ("victor", "Viewer")):
@@ -179,6 +202,7 @@ def take(browser: Browser, base_url: str, setup_url: str, out: Path, warmup: flo
     screens(page, "light")
 
     admin_screens(page)
+    alert_screens(page)
 
     # Phone, while the stored preference is still light.
     phone = browser.new_context(

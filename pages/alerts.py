@@ -120,9 +120,12 @@ def _when(moment: datetime | None) -> str:
 
 
 def _number(value: float | None) -> str:
+    """4 significant digits for small values, whole thousands-separated numbers for big ones (bytes)."""
     if value is None or math.isnan(value):
         return "-"
-    return f"{value:.6g}"
+    if abs(value) >= 10_000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
 
 
 def condition_of(rule: AlertRule) -> str:

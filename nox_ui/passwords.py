@@ -4,33 +4,48 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import resources
-
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from typing import TYPE_CHECKING
 
 from nox_ui.errors import Invalid
+
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
 
 MIN_LENGTH = 12
 MAX_LENGTH = 256
 
-_hasher = PasswordHasher()  # argon2id with the library's RFC 9106 "low memory" profile
-# Verified against when a username does not exist, so unknown users cost as much time as wrong passwords.
-_DUMMY_HASH = _hasher.hash("nox-ui timing equaliser")
+
+@cache
+def _hasher() -> PasswordHasher:
+    """argon2id with the library's RFC 9106 "low memory" profile; made at the first sign-in, so a
+    running panel that nobody signs in to does not carry argon2 (nor a start-up hash)."""
+    from argon2 import PasswordHasher
+
+    return PasswordHasher()
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when a username does not exist, so unknown users cost as much time as wrong
+    passwords."""
+    return _hasher().hash("nox-ui timing equaliser")
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
+    from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher().verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
 
 def needs_rehash(password_hash: str) -> bool:
-    return _hasher.check_needs_rehash(password_hash)
+    return _hasher().check_needs_rehash(password_hash)
 
 
 @cache

@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from croniter import croniter
-from limits import parse_many
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nox_ui.ratelimits import parse_rates
 
 GENERAL = "General"
 SECURITY = "Security"
@@ -106,7 +106,7 @@ class RuntimeSettings(BaseModel):
     # Rate limits
     api_rate_limit: str = setting(
         "600/minute",
-        "Requests per client to /api/v1 (limits notation, e.g. 600/minute or 10/second;100/minute).",
+        "Requests per client address to /api/v1, e.g. 600/minute, or 10/second;600/hour for two limits.",
         RATE_LIMITS,
         max_length=128,
     )
@@ -136,6 +136,8 @@ class RuntimeSettings(BaseModel):
     @field_validator("backup_schedule")
     @classmethod
     def _cron(cls, value: str) -> str:
+        from croniter import croniter  # only when a schedule is checked (~0.5 MiB)
+
         value = " ".join(value.split())
         if len(value.split()) != 5 or not croniter.is_valid(value):
             raise ValueError("must be a cron expression with 5 fields, e.g. '0 3 * * *' (daily at 03:00)")
@@ -146,10 +148,10 @@ class RuntimeSettings(BaseModel):
     def _limit(cls, value: str) -> str:
         value = value.strip()
         try:
-            parse_many(value)
+            parse_rates(value)
         except ValueError:
             raise ValueError(
-                "must be in limits notation, e.g. '600/minute' or '10/second;600/hour'"
+                "must be a rate such as '600/minute', or several joined by ';' such as '10/second;600/hour'"
             ) from None
         return value
 

@@ -7,20 +7,19 @@ package never imports a page; plugins will add their pages the same way.
 from __future__ import annotations
 
 from importlib.metadata import entry_points
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from loguru import logger
 from nicegui import Client, app
-from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nox_ui.api import API_PREFIX, create_api
 from nox_ui.app import Services
 from nox_ui.errors import NoxError
-from nox_ui.prometheus import build_registry, render
 from nox_ui.services.auth import SESSION_COOKIE
 
 UI_ENTRY_POINT_GROUP = "nox_ui.ui"
@@ -64,7 +63,7 @@ def machine_router(services: Services) -> Router:
         }
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    registry = build_registry(services.metrics)
+    registries: list[Any] = []  # built at the first scrape: prometheus_client is not loaded before
 
     def prometheus_metrics(request: Request) -> Response:
         if not services.settings.metrics_public:
@@ -79,7 +78,13 @@ def machine_router(services: Services) -> Router:
                 )
             if "metrics:read" not in principal.scopes:
                 return PlainTextResponse("this token lacks the metrics:read scope\n", status_code=403)
-        return Response(render(registry), media_type=CONTENT_TYPE_LATEST)
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        from nox_ui.prometheus import build_registry, render
+
+        if not registries:
+            registries.append(build_registry(services.metrics))
+        return Response(render(registries[0]), media_type=CONTENT_TYPE_LATEST)
 
     return Router(
         [

@@ -14,7 +14,7 @@ from nicegui import events, run, ui
 from components.frame import frame
 from components.session import SessionGuard
 from components.theme import card
-from nox_ui.alerts.engine import AlertView, Preview
+from nox_ui.alerts.engine import AlertCounts, AlertView, Preview
 from nox_ui.alerts.notify import NotifierView
 from nox_ui.alerts.rules import notifier_ids
 from nox_ui.alerts.silences import is_active, matchers_of
@@ -199,44 +199,61 @@ def register(services: Services, guard: SessionGuard) -> None:
                 return None
             if success:
                 ui.notify(success, type="positive")
-            refresh()
+            await refresh()
             return result if result is not None else True
 
         # -- data ------------------------------------------------------------------------------------
         def notifier_names() -> dict[int, str]:
             return {view.id: view.name for view in notifiers.list()}
 
-        def refresh_live() -> None:
-            """What changes with every sample: the active alerts and their counts."""
-            live = alerting.engine.alerts("firing") + alerting.engine.alerts("pending")
+        def read_live() -> list[AlertView]:
+            return alerting.engine.alerts("firing") + alerting.engine.alerts("pending")
+
+        def read_all() -> dict[str, Any]:
+            """Everything the tabs show, read in a worker thread (never on the event loop)."""
+            names = notifier_names()
+            now = alerting.silences.now()
+            return {
+                "live": read_live(),
+                "history": [history_row(a) for a in alerting.engine.alerts("resolved", limit=200)],
+                "rules": [
+                    {
+                        "id": rule.id,
+                        "name": rule.name,
+                        "condition": condition_of(rule),
+                        "severity": rule.severity,
+                        "notifiers": ", ".join(names.get(i, f"#{i}") for i in _ids(rule)) or "-",
+                        "enabled": "yes" if rule.enabled else "no",
+                    }
+                    for rule in alerting.rules.list()
+                ],
+                "silences": [silence_row(s, now) for s in alerting.silences.list(limit=100)],
+                "notifiers": [
+                    {"id": v.id, "name": v.name, "kind": v.kind, "target": notifier_target(v)}
+                    for v in notifiers.list()
+                ],
+                "names": names,
+            }
+
+        def show_live(live: list[AlertView]) -> None:
             active_table.rows = [active_row(a) for a in live]
             counts.text = (
                 f"{sum(a.state == 'firing' for a in live)} firing · "
                 f"{sum(a.state == 'pending' for a in live)} pending"
             )
 
-        def refresh() -> None:
-            refresh_live()
-            history_table.rows = [history_row(a) for a in alerting.engine.alerts("resolved", limit=200)]
-            names = notifier_names()
-            rules_table.rows = [
-                {
-                    "id": rule.id,
-                    "name": rule.name,
-                    "condition": condition_of(rule),
-                    "severity": rule.severity,
-                    "notifiers": ", ".join(names.get(i, f"#{i}") for i in _ids(rule)) or "-",
-                    "enabled": "yes" if rule.enabled else "no",
-                }
-                for rule in alerting.rules.list()
-            ]
-            now = alerting.silences.now()
-            silences_table.rows = [silence_row(s, now) for s in alerting.silences.list(limit=100)]
-            notifiers_table.rows = [
-                {"id": v.id, "name": v.name, "kind": v.kind, "target": notifier_target(v)}
-                for v in notifiers.list()
-            ]
-            rule_notifiers.options = names
+        async def refresh_live() -> None:
+            """What changes with every sample: the active alerts and their counts."""
+            show_live(await run.io_bound(read_live))
+
+        async def refresh() -> None:
+            data = await run.io_bound(read_all)
+            show_live(data["live"])
+            history_table.rows = data["history"]
+            rules_table.rows = data["rules"]
+            silences_table.rows = data["silences"]
+            notifiers_table.rows = data["notifiers"]
+            rule_notifiers.options = data["names"]
             rule_notifiers.update()
 
         # -- rule editor -------------------------------------------------------------------------------
@@ -303,14 +320,17 @@ def register(services: Services, guard: SessionGuard) -> None:
             def whole(value: float | None) -> int | None:
                 return None if value is None else int(value)
 
+            threshold_kind = rule_kind.value == "threshold"  # a no-data rule has no operator or thresholds
             return {
                 "name": rule_name.value or "",
                 "metric": rule_metric.value or "",
                 "kind": rule_kind.value,
-                "op": rule_op.value,
-                "threshold": rule_threshold.value if rule_threshold.value is not None else 0.0,
+                "op": rule_op.value if threshold_kind else ">",
+                "threshold": rule_threshold.value
+                if threshold_kind and rule_threshold.value is not None
+                else 0.0,
                 "for_seconds": whole(rule_for.value) or 0,
-                "clear_threshold": rule_clear.value,
+                "clear_threshold": rule_clear.value if threshold_kind else None,
                 "severity": rule_severity.value,
                 "notifiers": list(rule_notifiers.value or []),
                 "repeat_seconds": whole(rule_repeat.value),
@@ -355,7 +375,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                 return
             rule_dialog.close()
             ui.notify(f"Rule {body['name']} saved; it is evaluated from the next sample.", type="positive")
-            refresh()
+            await refresh()
 
         async def show_preview() -> None:
             rule_error.text = ""
@@ -450,7 +470,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                 return
             silence_dialog.close()
             ui.notify("Silenced.", type="positive")
-            refresh()
+            await refresh()
 
         # -- notifier dialog ---------------------------------------------------------------------------
         editing_notifier: dict[str, int | None] = {"id": None}
@@ -532,7 +552,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                 return
             notifier_dialog.close()
             ui.notify(f"Notifier {name} saved.", type="positive")
-            refresh()
+            await refresh()
 
         async def test_notifier(notifier_id: int) -> None:
             actor = guard.require(Role.OPERATOR)
@@ -647,9 +667,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                     open_silence({"alertname": view.rule_name, **view.labels})
 
         def on_history(event: events.GenericEventArguments) -> None:
-            row = next((r for r in history_table.rows if r["key"] == event.args.get("key")), None)
-            if row is not None and row["id"] is not None:
-                open_details(row["id"])
+            open_details(int(event.args.get("key")))
 
         async def on_rule(event: events.GenericEventArguments) -> None:
             rule_id = int(event.args.get("key"))
@@ -741,7 +759,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                     active_table.on("row-action", on_active)
                 with ui.tab_panel(tab_history).classes("q-pa-none"):
                     history_table = (
-                        ui.table(columns=HISTORY_COLUMNS, rows=[], row_key="key", pagination=25)
+                        ui.table(columns=HISTORY_COLUMNS, rows=[], row_key="id", pagination=25)
                         .props("flat bordered no-data-label='No alert has resolved yet.'")
                         .classes("w-full")
                         .mark("alert-history")
@@ -818,11 +836,15 @@ def register(services: Services, guard: SessionGuard) -> None:
                         )
                     notifiers_table.on("row-action", on_notifier)
 
-        refresh()
+        ui.timer(0, refresh, once=True)
         if id is not None:
             open_details(id)
+
         # Firing, resolving and acks arrive at once; values and pending alerts every few seconds.
-        alerting.engine.changed.subscribe(lambda _counts: refresh())
+        async def on_changed(_counts: AlertCounts) -> None:
+            await refresh()
+
+        alerting.engine.changed.subscribe(on_changed)
         ui.timer(3.0, refresh_live)
 
 

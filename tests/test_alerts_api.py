@@ -293,3 +293,39 @@ def test_the_preview(api: TestClient, accounts: Services, operator: dict[str, st
     )
     assert api.post("/api/v1/alerts/rules/preview?hours=0", json=RULE, headers=operator).status_code == 422
     assert api.get("/api/v1/alerts/rules", headers=operator).json() == []  # a preview saves nothing
+
+
+def test_silence_times_out_of_range_are_422_not_500(api: TestClient, accounts: Services) -> None:
+    headers = bearer(api, "olga", OPERATOR_PASSWORD)
+    for starts_at in ("9999-12-31T23:00:00Z", "0001-01-01T00:00:00+01:00", "2001-01-01T00:00:00Z"):
+        body = {
+            "matchers": {"alertname": "x"},
+            "starts_at": starts_at,
+            "duration_seconds": 3600,
+            "comment": "c",
+        }
+        response = api.post("/api/v1/silences", json=body, headers=headers)
+        assert response.status_code == 422, (starts_at, response.text)
+    assert accounts.alerts.silences.list() == []
+
+
+def test_a_rule_whose_notifier_was_deleted_can_still_be_disabled(api: TestClient, accounts: Services) -> None:
+    headers = bearer(api, "olga", OPERATOR_PASSWORD)
+    hook = api.post(
+        "/api/v1/notifiers",
+        json={"name": "hook", "kind": "webhook", "config": {"url": "https://hooks.example.org/x"}},
+        headers=headers,
+    ).json()
+    rule = api.post(
+        "/api/v1/alerts/rules",
+        json={"name": "Busy", "metric": "cpu.percent", "op": ">", "threshold": 90, "notifiers": [hook["id"]]},
+        headers=headers,
+    ).json()
+    assert api.delete(f"/api/v1/notifiers/{hook['id']}", headers=headers).status_code == 204
+    response = api.patch(f"/api/v1/alerts/rules/{rule['id']}", json={"enabled": False}, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["enabled"] is False
+    assert response.json()["notifiers"] == []
+    # a new unknown id is still refused
+    refused = api.patch(f"/api/v1/alerts/rules/{rule['id']}", json={"notifiers": [999]}, headers=headers)
+    assert refused.status_code == 422

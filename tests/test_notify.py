@@ -560,6 +560,12 @@ def test_secrets_are_write_only_and_an_update_without_them_keeps_them(services: 
         {"url": "https://user:pw-in-url@hooks.example.org/in?key=qs-secret", "secret": SECRET},
     )
     assert hook.config == {"url": "https://user:…@hooks.example.org/in?…", "secret_set": True}
+    # a token in the path (Slack, Discord, Home Assistant) is masked like the rest
+    discord = services.notifiers.create(
+        actor, "discord", "webhook", {"url": "https://discord.com/api/webhooks/123/path-T0KEN-abc"}
+    )
+    assert discord.config == {"url": "https://discord.com/api/…/123/…", "secret_set": False}
+    services.notifiers.delete(actor, discord.id)
     slack = f"slack://T1JJ3T3L2/A1BRTD4JD/{SLACK_TOKEN}"
     ntfy = "ntfys://ntfy.example.org/private-topic-name"
     bell = services.notifiers.create(actor, "bell", "apprise", {"urls": [slack, ntfy]})
@@ -587,11 +593,13 @@ def test_secrets_are_write_only_and_an_update_without_them_keeps_them(services: 
 
     shown = json.dumps([v.__dict__ for v in services.notifiers.list()], default=str)
     events = json.dumps([e.details for e in audit_events(services)])
-    for secret in (SECRET, SLACK_TOKEN, "pw-in-url", "qs-secret", "private-topic-name"):
+    for secret in (SECRET, SLACK_TOKEN, "pw-in-url", "qs-secret", "private-topic-name", "path-T0KEN-abc"):
         assert secret not in shown
         assert secret not in events
     assert [e.action for e in audit_events(services)] == [
         "notifier.create",
+        "notifier.create",
+        "notifier.delete",
         "notifier.create",
         "notifier.update",
         "notifier.update",

@@ -28,19 +28,18 @@ import ipaddress
 import json
 import logging
 import re
-import smtplib
 import ssl
 import threading
 import warnings
 from collections.abc import Iterable, Mapping
-from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 from types import ModuleType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+if TYPE_CHECKING:
+    import httpx
 
 from nox_ui import __version__
 from nox_ui.alerts.messages import AlertMessage
@@ -271,7 +270,9 @@ def secrets_of(kind: str, config: Mapping[str, Any]) -> list[str]:
             parts = urlsplit(str(config.get("url", "")))
         except ValueError:
             return found
-        return found + [part for part in (parts.password, parts.query) if part]
+        # receivers such as Slack, Discord or Home Assistant carry their token in the path
+        path_tokens = [segment for segment in parts.path.split("/") if len(segment) >= 6]
+        return found + [part for part in (parts.password, parts.query) if part] + path_tokens
     if kind == "apprise":
         found = []
         for url in config.get("urls", []):
@@ -294,7 +295,9 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
 
 
 def mask_http_url(url: str) -> str:
-    """A webhook URL with any userinfo password and the query string masked."""
+    """A webhook URL with any userinfo password, the query string and every path segment of 6 or more
+    characters masked: many receivers (Slack, Discord, Home Assistant, n8n) carry their token in the
+    path."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -306,7 +309,8 @@ def mask_http_url(url: str) -> str:
     netloc = host + (f":{port}" if port else "")
     if parts.username:
         netloc = parts.username + (":" + MASK if parts.password else "") + "@" + netloc
-    return urlunsplit((parts.scheme, netloc, parts.path, MASK if parts.query else "", ""))
+    path = "/".join(MASK if len(segment) >= 6 else segment for segment in parts.path.split("/"))
+    return urlunsplit((parts.scheme, netloc, path, MASK if parts.query else "", ""))
 
 
 def _is_real_host(host: str) -> bool:
@@ -383,6 +387,8 @@ async def send_webhook(
     event: str,
     delivery_id: int,
 ) -> None:
+    import httpx  # imported on first use: most panels never send a webhook (and httpx costs ~1 MiB)
+
     body = webhook_body(message)
     headers = {
         "Content-Type": "application/json",
@@ -415,6 +421,10 @@ def send_email(
     if not smtp.smtp_from:
         raise DeliveryError("email is not configured: set smtp_from in Settings")
     recipients = list(config.get("to", []))
+    import smtplib  # loaded when the first email goes out
+    from email.message import EmailMessage
+    from email.utils import formatdate, make_msgid
+
     mail = EmailMessage()
     mail["Subject"] = message.subject
     mail["From"] = smtp.smtp_from

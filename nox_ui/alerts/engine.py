@@ -25,8 +25,8 @@ rule on), firing when that reaches `for_seconds`; its single episode is keyed by
 So `nodata` on `disk.used_percent{mount="/data"}` fires when that one series goes missing, and on
 `net.rx_bytes_per_s` only when every interface is gone.
 
-A series that disappears from the samples keeps its state: a firing alert on it stays firing (and a
-pending one pending) until its value is seen again, the rule changes so that it no longer matches, or
+A series that disappears from the samples keeps a firing alert firing (a pending one is dropped, so
+the series must hold `for_seconds` again when it returns) until its value is seen again, the rule changes so that it no longer matches, or
 the rule is disabled or deleted (which resolves every firing episode of the rule at once).
 
 Notifications: exactly one `firing` message per episode, unless a silence matched when it fired (the
@@ -69,7 +69,7 @@ from nox_ui.alerts.messages import AlertMessage, Dispatcher
 from nox_ui.alerts.rules import OPS, RuleDef, RuleIn, RuleService, Selector
 from nox_ui.alerts.silences import SilenceDef, SilenceService
 from nox_ui.db import Database
-from nox_ui.errors import Conflict, Forbidden, Invalid, NotFound
+from nox_ui.errors import Conflict, Invalid, NotFound
 from nox_ui.metrics.history import HistoryStore
 from nox_ui.metrics.sampler import Sample
 from nox_ui.metrics.series import parse_series, series_name
@@ -547,6 +547,14 @@ class AlertEngine:
                     ]
                 else:
                     compiled.matched = sids
+        # A pending timer does not survive a gap in its series: when the series comes back it must
+        # hold for_seconds again. (A firing episode stays, see the module docstring.)
+        for compiled in self._threshold:
+            gone = [
+                sid for sid, track in compiled.tracks.items() if track.fired_at is None and sid not in values
+            ]
+            for sid in gone:
+                del compiled.tracks[sid]
         self._keys = frozenset(values)
 
     def _labels_of(self, sid: str) -> dict[str, str]:
@@ -756,6 +764,10 @@ class AlertEngine:
         def done(finished: asyncio.Future[None]) -> None:
             self._pending_io.discard(finished)
             self._run(then)
+            if not self._pending_io:
+                # Again once the rows are written, so a page that re-reads the database on `changed`
+                # sees the episode that just fired or resolved.
+                self._emit_changed()
 
         future.add_done_callback(done)
 
@@ -906,20 +918,17 @@ class AlertEngine:
         if self.db is None:
             raise NotFound(f"no alert with id {alert_id}")
         if actor is not None:
-            try:
+            if self.audit is not None:
+                self.audit.authorize(
+                    actor,
+                    Role.OPERATOR,
+                    attempted="alert.ack",
+                    target_type="alert",
+                    target_id=alert_id,
+                    ip=ip,
+                )
+            else:
                 authorize(actor, Role.OPERATOR)
-            except Forbidden as exc:
-                if self.audit is not None:
-                    self.audit.record_now(
-                        actor=actor,
-                        action="access.denied",
-                        outcome="denied",
-                        target_type="alert",
-                        target_id=alert_id,
-                        details={"attempted": "alert.ack", "reason": exc.message},
-                        ip=ip,
-                    )
-                raise
         comment = (comment or "").strip()
         if len(comment) > MAX_COMMENT:
             raise Invalid(f"comment: at most {MAX_COMMENT} characters")

@@ -36,19 +36,21 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from loguru import logger
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+if TYPE_CHECKING:
+    import httpx
+
 from nox_ui.alerts import channels
 from nox_ui.alerts.messages import AlertMessage
 from nox_ui.db import Database
-from nox_ui.errors import Conflict, Forbidden, Invalid, NotFound
+from nox_ui.errors import Conflict, Invalid, NotFound
 from nox_ui.models import Alert, AlertRule, Delivery, Notifier, utcnow
-from nox_ui.roles import Principal, Role, authorize
+from nox_ui.roles import Principal, Role
 from nox_ui.runtime_settings import RuntimeSettings
 from nox_ui.services.audit import AuditService
 
@@ -358,26 +360,36 @@ class DeliveryQueue:
         self._inflight.clear()
         started.set()
         limit = asyncio.Semaphore(self.concurrency)
-        async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
-            self._client = client
-            try:
-                await self._recover()
-                while not self._stopping:
-                    self._wake.clear()
-                    try:
-                        await self._take_new()
-                        self._start_due(limit)
-                    except Exception:
-                        logger.exception("the delivery worker hit an error; going on")
-                        await asyncio.sleep(1.0)
-                    await self._sleep()
-            finally:
-                tasks = list(self._inflight.values())
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                self._client = None
-                await self._persist_intake()
+        # The HTTP client is made on the first webhook (see _http) and closed on the way out.
+        try:
+            await self._recover()
+            while not self._stopping:
+                self._wake.clear()
+                try:
+                    await self._take_new()
+                    self._start_due(limit)
+                except Exception:
+                    logger.exception("the delivery worker hit an error; going on")
+                    await asyncio.sleep(1.0)
+                await self._sleep()
+        finally:
+            tasks = list(self._inflight.values())
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self._client is not None:
+                await self._client.aclose()
+            self._client = None
+            await self._persist_intake()
+
+    def _http(self) -> httpx.AsyncClient:
+        """The worker's HTTP client, made on first use: a panel without webhooks never loads httpx or
+        builds its TLS context (a few MiB)."""
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+        return self._client
 
     async def _persist_intake(self) -> None:
         """On the way out: messages dispatched just before `stop` (the engine's last ones) become
@@ -410,7 +422,13 @@ class DeliveryQueue:
             batch.append(self._intake.popleft())
         now = time.time()
         if batch:
-            for delivery_id, message in await asyncio.to_thread(self._write, batch):
+            try:
+                written = await asyncio.to_thread(self._write, batch)
+            except Exception:
+                # The database is busy or failing: keep the messages for the next round, in order.
+                self._intake.extendleft(reversed(batch))
+                raise
+            for delivery_id, message in written:
                 self._messages[delivery_id] = message
                 self._due[delivery_id] = now
         while self._handoff:
@@ -523,9 +541,8 @@ class DeliveryQueue:
         channels.remember_secrets(f"notifier {job.notifier_name}", secrets)
         try:
             if job.kind == "webhook":
-                assert self._client is not None
                 await channels.send_webhook(
-                    self._client, job.config, message, event=job.event, delivery_id=job.delivery_id
+                    self._http(), job.config, message, event=job.event, delivery_id=job.delivery_id
                 )
             elif job.kind == "email":
                 settings = self.smtp()
@@ -695,21 +712,10 @@ class NotifierService:
     # -- changing ----------------------------------------------------------------------------------
 
     def _authorize(self, actor: Principal | None, action: str, target: str, ip: str) -> None:
-        if actor is None:
-            return
-        try:
-            authorize(actor, Role.OPERATOR)
-        except Forbidden as exc:
-            self.audit.record_now(
-                actor=actor,
-                action="access.denied",
-                outcome="denied",
-                target_type="notifier",
-                target_label=target[:256],
-                details={"attempted": action, "reason": exc.message},
-                ip=ip,
+        if actor is not None:
+            self.audit.authorize(
+                actor, Role.OPERATOR, attempted=action, target_type="notifier", target_label=target, ip=ip
             )
-            raise
 
     @staticmethod
     def _name_taken(session: Session, name: str, other_than: int | None = None) -> bool:

@@ -24,10 +24,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from nox_ui.db import Database
-from nox_ui.errors import Conflict, Forbidden, Invalid, NotFound
+from nox_ui.errors import Conflict, Invalid, NotFound
 from nox_ui.metrics.series import MetricSpec, parse_series, series_id
 from nox_ui.models import AlertRule, Notifier, utcnow
-from nox_ui.roles import Principal, Role, authorize
+from nox_ui.roles import Principal, Role
 from nox_ui.services.audit import AuditService
 
 Op = Literal[">", ">=", "<", "<=", "==", "!="]
@@ -283,6 +283,9 @@ class RuleService:
         self.specs = specs  # the metrics the sampler collects: a rule on anything else is refused
         self._listeners: list[RulesListener] = []
         self._lock = threading.Lock()
+        # Snapshots are read and handed over one at a time, so the last listener call always carries
+        # the newest committed state (two changes racing cannot leave the engine on the older one).
+        self._notify_lock = threading.Lock()
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -395,7 +398,14 @@ class RuleService:
             if row is None:
                 raise NotFound(f"no alert rule with id {rule_id}")
             before = _rule_fields(row)
-            rule = self.check({**before, **patch.changes()}, session)
+            merged = {**before, **patch.changes()}
+            # A notifier deleted since the rule was saved drops out here instead of blocking every edit
+            # (disabling the rule during an incident included); new ids are still checked.
+            gone = (
+                set(self._missing_notifiers(before["notifiers"], session)) if before["notifiers"] else set()
+            )
+            merged["notifiers"] = [i for i in merged["notifiers"] if i not in gone]
+            rule = self.check(merged, session)
             after = rule.model_dump()
             diff = {
                 key: {"old": before[key], "new": after[key]} for key in before if before[key] != after[key]
@@ -458,24 +468,15 @@ class RuleService:
 
     def require_operator(self, actor: Principal, action: str, target: str = "", ip: str = "") -> None:
         """Operator or admin, or Forbidden with the refusal in the audit log."""
-        try:
-            authorize(actor, Role.OPERATOR)
-        except Forbidden as exc:
-            self.audit.record_now(
-                actor=actor,
-                action="access.denied",
-                outcome="denied",
-                target_type="alert_rule",
-                target_label=target[:256],
-                details={"attempted": action, "reason": exc.message},
-                ip=ip,
-            )
-            raise
+        self.audit.authorize(
+            actor, Role.OPERATOR, attempted=action, target_type="alert_rule", target_label=target, ip=ip
+        )
 
     def _notify(self) -> None:
-        rules = self.definitions()
-        for listener in list(self._listeners):
-            try:
-                listener(rules)
-            except Exception:
-                logger.exception("an alert rules subscriber failed; the change is stored")
+        with self._notify_lock:
+            rules = self.definitions()
+            for listener in list(self._listeners):
+                try:
+                    listener(rules)
+                except Exception:
+                    logger.exception("an alert rules subscriber failed; the change is stored")

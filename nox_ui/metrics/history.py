@@ -10,9 +10,8 @@ from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import diskcache
 from sqlalchemy import delete, func, insert, text
 from sqlmodel import col, select
 
@@ -20,6 +19,9 @@ from nox_ui.db import Database
 from nox_ui.errors import Invalid
 from nox_ui.metrics.sampler import Sample
 from nox_ui.models import MetricHour, MetricMinute, MetricSeries
+
+if TYPE_CHECKING:
+    import diskcache
 
 MINUTE = 60
 HOUR = 3600
@@ -111,7 +113,8 @@ class HistoryStore:
         self.interval = interval
         self.retention = retention or Retention()
         self.ring = RingBuffer(max(2, math.ceil(ram_seconds / interval)))
-        self.cache = diskcache.Cache(str(cache_dir), disk=diskcache.JSONDisk, size_limit=64 * 2**20)
+        self._cache_dir = cache_dir
+        self._cache: diskcache.Cache | None = None
         self._series_ids: dict[str, int] = {}
         self._db_lock = threading.Lock()
         last_minute, self._last_hour = self._stored_marks()
@@ -245,6 +248,18 @@ class HistoryStore:
         self.cache.set(key, points, expire=DAY if until < now - 2 * step else max(step, 30))
         return HistoryResult(metric, tier, step, points)
 
+    @property
+    def cache(self) -> diskcache.Cache:
+        """The disk cache of database answers, opened on the first database query: diskcache (and
+        its sqlite and pickle machinery, ~2.5 MiB) is not loaded by a panel nobody asks for history."""
+        if self._cache is None:
+            import diskcache
+
+            self._cache = diskcache.Cache(
+                str(self._cache_dir), disk=diskcache.JSONDisk, size_limit=64 * 2**20
+            )
+        return self._cache
+
     def _query_db(self, tier: str, metric: str, since: int, until: int, step: int) -> list[Point]:
         table = "metric_minute" if tier == "minute" else "metric_hour"
         with self.db.session() as session:
@@ -267,7 +282,8 @@ class HistoryStore:
         return stored | set(self.ring.columns)
 
     def close(self) -> None:
-        self.cache.close()
+        if self._cache is not None:
+            self._cache.close()
 
 
 def _bucket(points: list[tuple[float, float]], since: float, step: int) -> list[Point]:

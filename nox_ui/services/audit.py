@@ -33,7 +33,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, delete, func, select
 
 from nox_ui.db import Database
-from nox_ui.errors import Invalid, NoxError
+from nox_ui.errors import Forbidden, Invalid, NoxError
 from nox_ui.models import AuditEvent, User, utcnow
 from nox_ui.roles import Principal, Role, authorize
 
@@ -274,6 +274,34 @@ class AuditService:
         event.prev_hash = last or GENESIS
         event.hash = chain_hash(event)
         session.flush()
+
+    def authorize(
+        self,
+        actor: Principal,
+        minimum: Role,
+        *,
+        attempted: str,
+        target_type: str,
+        target_id: str | int = "",
+        target_label: str = "",
+        ip: str = "",
+    ) -> Principal:
+        """`roles.authorize`, with a refusal recorded as `access.denied` before `Forbidden` goes up:
+        the one way services check a role."""
+        try:
+            return authorize(actor, minimum)
+        except Forbidden as exc:
+            self.record_now(
+                actor=actor,
+                action="access.denied",
+                outcome="denied",
+                target_type=target_type,
+                target_id=target_id,
+                target_label=target_label[:256],
+                details={"attempted": attempted, "reason": exc.message},
+                ip=ip,
+            )
+            raise
 
     def record_now(self, **kwargs: Any) -> AuditEvent:
         """Append an event in a transaction of its own (for events that change nothing else)."""

@@ -11,9 +11,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from limits import RateLimitItemPerSecond
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
 from loguru import logger
 from sqlmodel import select
 
@@ -21,6 +18,7 @@ from nox_ui.db import Database
 from nox_ui.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unauthenticated
 from nox_ui.models import ApiToken, LoginSession, User, utcnow
 from nox_ui.passwords import hash_password, needs_rehash, verify_password
+from nox_ui.ratelimits import Rate, SlidingWindow
 from nox_ui.roles import Principal, Role
 from nox_ui.services.audit import AuditService, actor_of
 from nox_ui.services.users import UserService, username_key
@@ -170,7 +168,7 @@ class AuthService:
         self.users = users
         self.session_policy = sessions or SessionPolicy()
         self.login_policy = login or LoginPolicy()
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limiter = SlidingWindow()
         self._tickets: dict[str, tuple[int, float]] = {}
         self._tickets_lock = threading.Lock()
         # token hash -> (valid until, monotonic; principal): API clients polling every second would
@@ -187,15 +185,14 @@ class AuthService:
         # Per address, wider: one source guessing many accounts, without blocking a shared proxy address.
         checks = (
             (
-                RateLimitItemPerSecond(policy.max_failures, policy.lockout_seconds),
+                Rate(policy.max_failures, policy.lockout_seconds),
                 f"user:{username_key(username)}@{ip or '-'}",
             ),
-            (RateLimitItemPerSecond(policy.max_failures * 5, policy.lockout_seconds), f"ip:{ip or '-'}"),
+            (Rate(policy.max_failures * 5, policy.lockout_seconds), f"ip:{ip or '-'}"),
         )
         for limit, key in checks:
-            if not self._limiter.test(limit, key):
-                reset_at, _ = self._limiter.get_window_stats(limit, key)
-                retry_after = max(1, int(reset_at - time.time()))
+            if not self._limiter.allowed(limit, key):
+                retry_after = self._limiter.retry_after(limit, key)
                 logger.warning("sign-in throttled for {} (retry in {} s)", key, retry_after)
                 self._login_failed(username, ip, "throttled")
                 raise RateLimited(f"Too many failed sign-ins. Try again in {retry_after} s.", retry_after)

@@ -21,9 +21,9 @@ from pydantic import ValidationError
 from sqlmodel import select
 
 from nox_ui.db import Database
-from nox_ui.errors import Forbidden, Invalid
+from nox_ui.errors import Invalid
 from nox_ui.models import RuntimeSetting, utcnow
-from nox_ui.roles import Principal, Role, authorize
+from nox_ui.roles import Principal, Role
 from nox_ui.runtime_settings import SECRET_KEYS, RuntimeSettings, SettingInfo, field_errors, registry
 from nox_ui.services.audit import AuditService
 
@@ -204,18 +204,7 @@ class SettingsService:
         return diff
 
     def _authorize(self, actor: Principal, ip: str) -> None:
-        try:
-            authorize(actor, Role.ADMIN)
-        except Forbidden as exc:
-            self.audit.record_now(
-                actor=actor,
-                action="access.denied",
-                outcome="denied",
-                target_type="settings",
-                details={"attempted": "settings.update", "reason": exc.message},
-                ip=ip,
-            )
-            raise
+        self.audit.authorize(actor, Role.ADMIN, attempted="settings.update", target_type="settings", ip=ip)
 
     def _store(
         self,

@@ -12,10 +12,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
 from nox_ui.db import Database
-from nox_ui.errors import Conflict, Forbidden, Invalid, NotFound
+from nox_ui.errors import Conflict, Invalid, NotFound
 from nox_ui.models import ApiToken, LoginSession, User, utcnow
 from nox_ui.passwords import check_password_policy, hash_password
-from nox_ui.roles import Principal, Role, authorize
+from nox_ui.roles import Principal, Role
 from nox_ui.services.audit import AuditService, actor_of
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -55,20 +55,7 @@ class UserService:
         self._sessions_ended: list[SessionsEndedListener] = []
 
     def _authorize(self, actor: Principal, minimum: Role, action: str, target: str, ip: str) -> None:
-        """`authorize`, with the refusal written to the audit log."""
-        try:
-            authorize(actor, minimum)
-        except Forbidden as exc:
-            self.audit.record_now(
-                actor=actor,
-                action="access.denied",
-                outcome="denied",
-                target_type="user",
-                target_label=target,
-                details={"attempted": action, "reason": exc.message},
-                ip=ip,
-            )
-            raise
+        self.audit.authorize(actor, minimum, attempted=action, target_type="user", target_label=target, ip=ip)
 
     def _audit_sessions_ended(
         self,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import ctypes.util
 import time
 
 from loguru import logger
@@ -32,14 +29,6 @@ def prepare(settings: Settings) -> Services:
         settings.create_private_file(settings.data_dir / "nox.db")
     migrate.upgrade_if_needed(settings.resolved_database_url)
     return build_services(settings)
-
-
-def release_startup_memory() -> None:
-    """Hand the heap that start-up used and freed (imports, schema building, the first queries) back
-    to the system. glibc keeps freed memory for reuse otherwise, and an idle panel would carry it
-    for its whole life. A no-op where the C library has no malloc_trim (musl, macOS)."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
 
 
 def announce_setup(services: Services) -> None:
@@ -81,7 +70,6 @@ def serve(settings: Settings) -> None:
             time.monotonic() - STARTED_AT,
         )
         announce_setup(services)
-        release_startup_memory()
 
     app.on_shutdown(services.close)
     ui.run(

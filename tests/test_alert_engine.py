@@ -22,8 +22,6 @@ from nox_ui.alerts.engine import (
     advance,
     preview,
     replay,
-    synthetic_rules,
-    time_evaluate,
 )
 from nox_ui.alerts.messages import AlertMessage
 from nox_ui.alerts.rules import RuleDef
@@ -573,13 +571,6 @@ async def test_on_the_event_loop_writes_go_to_a_worker_thread_and_messages_follo
 
 
 # -- cost --------------------------------------------------------------------------------------------
-
-
-def test_a_thousand_rules_cost_little_per_sample(services: Services) -> None:
-    sample = services.metrics.sampler.sample()
-    samples = [Sample(ts=sample.ts + i, values=sample.values, duration=0) for i in range(5)]
-    seconds = time_evaluate(synthetic_rules(sorted(sample.values), 1000), samples, rounds=4)
-    assert seconds < 0.05  # measured ~1 ms; generous for slow CI machines
 
 
 def test_a_standalone_engine_runs_without_a_database(t0: float) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from nicegui import ui
 
@@ -40,3 +41,34 @@ def auth_card(title: str) -> Iterator[None]:
         with card().classes("w-full q-pa-lg gap-3"):
             ui.label(title).classes("text-h6")
             yield
+
+
+class ConfirmDialog:
+    """The one confirmation step before every destructive action: `ask(title, text, button, action)`
+    opens it; the red button closes it and awaits `action`."""
+
+    def __init__(self, marker: str = "confirm") -> None:
+        self._action: Callable[[], Awaitable[Any]] | None = None
+        with ui.dialog() as self.dialog, card().classes("q-pa-md gap-3 min-w-[320px]"):
+            self.title = ui.label("").classes("text-h6")
+            self.text = ui.label("").classes("text-body2 nox-muted")
+            with ui.row().classes("w-full justify-end gap-2"):
+                ui.button("Cancel", on_click=self.dialog.close).props("flat")
+                self.button = (
+                    ui.button("Confirm", on_click=self._confirmed)
+                    .props("unelevated color=negative")
+                    .mark(marker)
+                )
+
+    def ask(self, title: str, text: str, button: str, action: Callable[[], Awaitable[Any]]) -> None:
+        self.title.text = title
+        self.text.text = text
+        self.button.text = button
+        self._action = action
+        self.dialog.open()
+
+    async def _confirmed(self) -> None:
+        self.dialog.close()
+        action, self._action = self._action, None
+        if action is not None:
+            await action()

@@ -4,12 +4,12 @@ end sessions, delete. Thin on purpose: every rule (guards, validation, ending se
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from nicegui import events, run, ui
 
-from components.forms import error_banner, password_input, text_input
+from components.forms import ConfirmDialog, error_banner, password_input, text_input
 from components.frame import frame
 from components.session import SessionGuard
 from components.theme import card
@@ -119,32 +119,7 @@ def register(services: Services, guard: SessionGuard) -> None:
             return True
 
         # -- the confirmation dialog, shared by every destructive action ---------------------------
-        pending: dict[str, Callable[[], Awaitable[Any]]] = {}
-
-        with ui.dialog() as confirm_dialog, card().classes("q-pa-md gap-3 min-w-[320px]"):
-            confirm_title = ui.label("").classes("text-h6")
-            confirm_text = ui.label("").classes("text-body2 nox-muted")
-            with ui.row().classes("w-full justify-end gap-2"):
-                ui.button("Cancel", on_click=confirm_dialog.close).props("flat")
-
-                async def confirmed() -> None:
-                    confirm_dialog.close()
-                    action = pending.pop("action", None)
-                    if action is not None:
-                        await action()
-
-                confirm_button = (
-                    ui.button("Confirm", on_click=confirmed)
-                    .props("unelevated color=negative")
-                    .mark("confirm")
-                )
-
-        def ask(title: str, text: str, button: str, action: Callable[[], Awaitable[Any]]) -> None:
-            confirm_title.text = title
-            confirm_text.text = text
-            confirm_button.text = button
-            pending["action"] = action
-            confirm_dialog.open()
+        ask = ConfirmDialog("confirm").ask
 
         # -- new user ---------------------------------------------------------------------------------
         with ui.dialog() as create_dialog, card().classes("q-pa-md gap-2 w-full max-w-md"):

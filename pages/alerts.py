@@ -11,6 +11,7 @@ from typing import Any
 
 from nicegui import events, run, ui
 
+from components.forms import ConfirmDialog
 from components.frame import frame
 from components.session import SessionGuard
 from components.theme import card
@@ -629,24 +630,7 @@ def register(services: Services, guard: SessionGuard) -> None:
             details_dialog.open()
 
         # -- confirmation for deletions ----------------------------------------------------------------
-        confirm_action: dict[str, Callable[[], Any]] = {}
-        with ui.dialog() as confirm_dialog, card().classes("q-pa-md gap-3 min-w-[320px]"):
-            confirm_text = ui.label("").classes("text-body1")
-            with ui.row().classes("w-full justify-end gap-2"):
-                ui.button("Cancel", on_click=confirm_dialog.close).props("flat")
-
-                async def confirmed() -> None:
-                    confirm_dialog.close()
-                    await confirm_action["run"]()
-
-                ui.button("Delete", on_click=confirmed).props("unelevated color=negative").mark(
-                    "confirm-delete"
-                )
-
-        def confirm(text: str, work: Callable[[], Any]) -> None:
-            confirm_text.text = text
-            confirm_action["run"] = work
-            confirm_dialog.open()
+        ask = ConfirmDialog("confirm-delete").ask
 
         # -- row actions -------------------------------------------------------------------------------
         async def on_active(event: events.GenericEventArguments) -> None:
@@ -685,8 +669,10 @@ def register(services: Services, guard: SessionGuard) -> None:
                     f"Rule {rule.name} {'disabled' if rule.enabled else 'enabled'}.",
                 )
             elif action == "delete":
-                confirm(
+                ask(
+                    "Delete rule",
                     f"Delete the rule {rule.name}? Its alert history goes with it.",
+                    "Delete",
                     lambda: act(lambda actor: alerting.rules.delete(actor, rule_id, ip=ip), "Rule deleted."),
                 )
 
@@ -708,8 +694,10 @@ def register(services: Services, guard: SessionGuard) -> None:
             if action == "edit":
                 open_notifier(view)
             elif action == "delete":
-                confirm(
+                ask(
+                    "Delete notifier",
                     f"Delete the notifier {view.name}? Rules that use it stop sending to it.",
+                    "Delete",
                     lambda: act(
                         lambda actor: notifiers.delete(actor, notifier_id, ip=ip), "Notifier deleted."
                     ),

@@ -106,3 +106,17 @@ async def test_a_viewer_sees_alerts_but_no_way_to_change_them(app_user: User, ac
     app_user.find(marker="active-alerts").trigger("rowAction", {"action": "ack", "key": alert.key})
     await app_user.should_see("needs the operator role", retries=30)
     assert accounts.alerts.engine.get(alert.id or 0).acked_by is None
+
+
+async def test_deleting_a_rule_asks_first(app_user: User, accounts: Services) -> None:
+    rule = accounts.alerts.rules.create(
+        None, {"name": "Old rule", "metric": "load.1", "op": ">", "threshold": 50}
+    )
+    await sign_in(app_user, "olga", OPERATOR_PASSWORD, next_path="/alerts")
+    await settle(lambda: any(r["name"] == "Old rule" for r in table(app_user, "alert-rules").rows))
+    app_user.find(marker="alert-rules").trigger("rowAction", {"action": "delete", "key": rule.id})
+    await app_user.should_see("Delete the rule Old rule? Its alert history goes with it.")
+    assert [r.name for r in accounts.alerts.rules.list()] == ["Old rule"]  # nothing yet
+    app_user.find(marker="confirm-delete").click()
+    await settle(lambda: accounts.alerts.rules.list() == [])
+    assert accounts.audit.query(action="alert.rule.delete", limit=1).events[0].actor_name == "olga"

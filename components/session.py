@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Request
 from loguru import logger
-from nicegui import Client, app, core, ui
+from nicegui import Client, app, core, run, ui
 
 from nox_ui.app import Services
 from nox_ui.errors import Forbidden, NoxError
@@ -117,6 +117,33 @@ class SessionGuard:
             ui.notify(exc.message, type="negative")
             return None
 
+    async def act(
+        self,
+        role: Role,
+        work: Callable[[Principal], Any],
+        success: str,
+        *,
+        then: Callable[[], Awaitable[Any] | None] | None = None,
+    ) -> Any:
+        """A UI action: re-check `role`, run `work(actor)` off the event loop, tell the user how it
+        went, then call `then` (a refresh). Returns what `work` returned (True for None), or None when
+        refused or failed, so `if await guard.act(...)` reads as "if it worked"."""
+        actor = self.require(role)
+        if actor is None:
+            return None
+        try:
+            result = await run.io_bound(work, actor)
+        except NoxError as exc:
+            ui.notify(exc.message, type="negative", multi_line=True)
+            return None
+        if success:
+            ui.notify(success, type="positive")
+        if then is not None:
+            refreshed = then()
+            if refreshed is not None:
+                await refreshed
+        return True if result is None else result
+
     def sign_out(self) -> None:
         client = ui.context.client
         if client.request is not None:
@@ -164,6 +191,11 @@ class SessionGuard:
 
 def _ip(request: Request | None) -> str:
     return request.client.host if request is not None and request.client else ""
+
+
+def client_ip() -> str:
+    """The address of the browser behind the current page (for the audit log)."""
+    return _ip(ui.context.client.request)
 
 
 def _copy_signature(target: Callable[..., Any], source: Callable[..., Any]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from nicegui import events, run, ui
 
 from components.frame import frame
-from components.session import SessionGuard
+from components.session import SessionGuard, client_ip
 from components.theme import card
 from nox_ui.app import Services
 from nox_ui.errors import NoxError
@@ -133,7 +133,7 @@ def register(services: Services, guard: SessionGuard) -> None:
             actor = guard.require(Role.ADMIN)
             if actor is None:
                 return
-            ip = _ip()
+            ip = client_ip()
             try:
                 if apply_action.get("document") is not None:
                     diff = await run.io_bound(config.import_, actor, apply_action["document"], ip=ip)
@@ -242,11 +242,6 @@ def register(services: Services, guard: SessionGuard) -> None:
                     .mark("review-save")
                 )
             refresh_state()
-
-
-def _ip() -> str:
-    request = ui.context.client.request
-    return request.client.host if request is not None and request.client else ""
 
 
 def _input_for(info: SettingInfo, value: Any, edited: Any) -> ui.element:

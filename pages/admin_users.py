@@ -11,7 +11,7 @@ from nicegui import events, run, ui
 
 from components.forms import ConfirmDialog, error_banner, password_input, text_input
 from components.frame import frame
-from components.session import SessionGuard
+from components.session import SessionGuard, client_ip
 from components.theme import card
 from nox_ui.app import Services
 from nox_ui.errors import NoxError
@@ -84,15 +84,10 @@ def row_of(user: User, sessions: int) -> dict[str, Any]:
     }
 
 
-def _ip() -> str:
-    request = ui.context.client.request
-    return request.client.host if request is not None and request.client else ""
-
-
 def register(services: Services, guard: SessionGuard) -> None:
     @guard.page("/admin/users", role=Role.ADMIN, title="Users")
     def users_page(principal: Principal) -> None:
-        ip = _ip()
+        ip = client_ip()
 
         def rows() -> list[dict[str, Any]]:
             counts = services.users.active_session_counts()
@@ -104,19 +99,8 @@ def register(services: Services, guard: SessionGuard) -> None:
         def row(user_id: int) -> dict[str, Any] | None:
             return next((r for r in table.rows if r["id"] == user_id), None)
 
-        async def act(work: Callable[[Principal], Any], success: str) -> bool:
-            """Re-check the role, run `work(actor)` off the event loop, report the outcome."""
-            actor = guard.require(Role.ADMIN)
-            if actor is None:
-                return False
-            try:
-                await run.io_bound(work, actor)
-            except NoxError as exc:
-                ui.notify(exc.message, type="negative")
-                return False
-            ui.notify(success, type="positive")
-            refresh()
-            return True
+        async def act(work: Callable[[Principal], Any], success: str) -> Any:
+            return await guard.act(Role.ADMIN, work, success, then=refresh)
 
         # -- the confirmation dialog, shared by every destructive action ---------------------------
         ask = ConfirmDialog("confirm").ask
@@ -158,7 +142,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                             actor=actor,
                             display_name=new_display_name.value or "",
                             email=new_email.value or "",
-                            ip=_ip(),
+                            ip=client_ip(),
                         )
                     except NoxError as exc:
                         create_error.text = exc.message

@@ -13,7 +13,7 @@ from nicegui import events, run, ui
 
 from components.forms import ConfirmDialog
 from components.frame import frame
-from components.session import SessionGuard
+from components.session import SessionGuard, client_ip
 from components.theme import card
 from nox_ui.alerts.engine import AlertCounts, AlertView, Preview
 from nox_ui.alerts.notify import NotifierView
@@ -186,22 +186,10 @@ def register(services: Services, guard: SessionGuard) -> None:
     @guard.page("/alerts", title="Alerts")
     def alerts_page(principal: Principal, id: int | None = None) -> None:
         can_act = principal.role.allows(Role.OPERATOR)
-        ip = _ip()
+        ip = client_ip()
 
         async def act(work: Callable[[Principal], Any], success: str) -> Any:
-            """Re-check the operator role, run `work(actor)` off the loop, report; None on failure."""
-            actor = guard.require(Role.OPERATOR)
-            if actor is None:
-                return None
-            try:
-                result = await run.io_bound(work, actor)
-            except NoxError as exc:
-                ui.notify(exc.message, type="negative", multi_line=True)
-                return None
-            if success:
-                ui.notify(success, type="positive")
-            await refresh()
-            return result if result is not None else True
+            return await guard.act(Role.OPERATOR, work, success, then=refresh)
 
         # -- data ------------------------------------------------------------------------------------
         def notifier_names() -> dict[int, str]:
@@ -851,8 +839,3 @@ def silence_row(silence: Silence, now: datetime) -> dict[str, Any]:
 
 def _ids(rule: AlertRule) -> list[int]:
     return notifier_ids(rule)
-
-
-def _ip() -> str:
-    request = ui.context.client.request
-    return request.client.host if request is not None and request.client else ""

@@ -14,7 +14,7 @@ from nicegui import events, run, ui
 
 from components.forms import ConfirmDialog, error_banner, password_input, text_input
 from components.frame import frame
-from components.session import SessionGuard
+from components.session import SessionGuard, client_ip
 from components.theme import card
 from nox_ui.app import Services
 from nox_ui.errors import NoxError
@@ -132,18 +132,13 @@ def token_row(token: TokenInfo) -> dict[str, Any]:
     }
 
 
-def _ip() -> str:
-    request = ui.context.client.request
-    return request.client.host if request is not None and request.client else ""
-
-
 def register(services: Services, guard: SessionGuard) -> None:
     @guard.page("/profile", title="Profile")
     def profile(principal: Principal) -> None:
         user = services.users.get(principal.user_id)
         current_session = principal.credential_id if principal.via == "session" else None
         grantable = [scope for scope in SCOPE_HELP if scope in ROLE_SCOPES[principal.role]]
-        ip = _ip()
+        ip = client_ip()
 
         async def refresh() -> None:
             logins = await run.io_bound(services.auth.list_sessions, principal.user_id)
@@ -151,19 +146,8 @@ def register(services: Services, guard: SessionGuard) -> None:
             sessions_table.rows = [session_row(login, current_session) for login in logins or []]
             tokens_table.rows = [token_row(token) for token in tokens or []]
 
-        async def act(work: Callable[[Principal], Any], success: str) -> bool:
-            """Re-check the sign-in, run `work(actor)` off the event loop, report the outcome."""
-            actor = guard.require(Role.VIEWER)
-            if actor is None:
-                return False
-            try:
-                await run.io_bound(work, actor)
-            except NoxError as exc:
-                ui.notify(exc.message, type="negative")
-                return False
-            ui.notify(success, type="positive")
-            await refresh()
-            return True
+        async def act(work: Callable[[Principal], Any], success: str) -> Any:
+            return await guard.act(Role.VIEWER, work, success, then=refresh)
 
         # -- change password ------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from nox_ui.services.audit import AuditService
 from nox_ui.services.auth import AuthService, LoginPolicy, SessionPolicy
 from nox_ui.services.processes import ProcessService
 from nox_ui.services.ratelimit import ApiRateLimiter
-from nox_ui.services.retention import AuditRetention
+from nox_ui.services.retention import AlertHistoryRetention, AuditRetention, Housekeeping
 from nox_ui.services.settings import SettingsService
 from nox_ui.services.setup import SetupService
 from nox_ui.services.users import UserService
@@ -37,6 +37,8 @@ class Services:
     metrics: MetricsService
     api_limits: ApiRateLimiter
     audit_retention: AuditRetention
+    alert_retention: AlertHistoryRetention
+    housekeeping: Housekeeping
     notifiers: NotifierService
     alerts: Alerting
 
@@ -72,6 +74,8 @@ def build_services(settings: Settings) -> Services:
             api_limits.configure(live.api_rate_limit)
 
     config.subscribe(apply)
+    audit_retention = AuditRetention(audit, config, settings.data_dir / "backups")
+    alert_retention = AlertHistoryRetention(alerts.engine, notifiers, config)
     return Services(
         settings=settings,
         db=db,
@@ -83,7 +87,9 @@ def build_services(settings: Settings) -> Services:
         processes=ProcessService(audit),
         metrics=metrics,
         api_limits=api_limits,
-        audit_retention=AuditRetention(audit, config, settings.data_dir / "backups"),
+        audit_retention=audit_retention,
+        alert_retention=alert_retention,
+        housekeeping=Housekeeping([audit_retention.run_once, alert_retention.run_once]),
         notifiers=notifiers,
         alerts=alerts,
     )

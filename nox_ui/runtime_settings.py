@@ -88,6 +88,14 @@ class RuntimeSettings(BaseModel):
     )
 
     # Alerts & email
+    alert_history_days: int = setting(
+        90,
+        "Resolved alerts and their delivery logs are deleted after this many days (checked hourly). "
+        "0 keeps them all.",
+        ALERTS,
+        ge=0,
+        le=3650,
+    )
     smtp_host: str = setting(
         "", "SMTP server for email notifications; empty: email is off.", ALERTS, max_length=255
     )

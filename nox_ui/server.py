@@ -59,7 +59,7 @@ def serve(settings: Settings) -> None:
     app.storage = Storage()
     mount_app(services)
 
-    app.on_startup(services.audit_retention.run)
+    app.on_startup(services.housekeeping.run)
 
     @app.on_startup
     def _ready() -> None:

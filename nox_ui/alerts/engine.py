@@ -62,7 +62,7 @@ from typing import Any, Final, Literal
 
 from loguru import logger
 from nicegui import Event
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import col, select
 
 from nox_ui.alerts.messages import AlertMessage, Dispatcher
@@ -783,6 +783,18 @@ class AlertEngine:
         while self._pending_io:
             await asyncio.gather(*list(self._pending_io), return_exceptions=True)
             await asyncio.sleep(0)  # let the done callbacks (the dispatches) run
+
+    def prune_resolved(self, before: datetime) -> int:
+        """Delete resolved episodes that ended before `before`, their delivery logs with them (ON DELETE
+        CASCADE); firing episodes are never touched. Returns how many went."""
+        if self.db is None:
+            return 0
+        with self.db.session() as session:
+            result = session.execute(
+                delete(Alert).where(col(Alert.state) == "resolved", col(Alert.resolved_at) < before)
+            )
+            session.commit()
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def close(self) -> None:
         if self._executor is not None:

@@ -39,6 +39,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -901,6 +902,21 @@ class NotifierService:
     def deliveries_for_alert(self, alert_id: int, limit: int = 200) -> builtins.list[DeliveryView]:
         """The delivery log of one alert episode, oldest first."""
         return list(reversed(self.recent_deliveries(limit, alert_id=alert_id)))
+
+    def prune_orphan_deliveries(self, before: datetime) -> int:
+        """Delete finished deliveries that belong to no alert (notifier tests, the last message of a
+        deleted rule) created before `before`; an alert's deliveries go with the alert (see
+        `AlertEngine.prune_resolved`). Returns how many went."""
+        with self.db.session() as session:
+            result = session.execute(
+                delete(Delivery).where(
+                    col(Delivery.alert_id).is_(None),
+                    col(Delivery.status) != PENDING,
+                    col(Delivery.created_at) < before,
+                )
+            )
+            session.commit()
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def recent_deliveries(
         self, limit: int = 100, *, notifier_id: int | None = None, alert_id: int | None = None

@@ -1,30 +1,34 @@
-"""Audit retention: events older than `audit_retention_days` are archived to DATA_DIR/backups.
+"""Housekeeping: what the panel keeps, and for how long, checked once an hour by `nox-ui serve`.
 
-The archive keeps the chain verifiable (see `AuditService.archive`); 0 days keeps every event in
-the database. Checked once an hour by `nox-ui serve`, so a changed setting acts within the hour.
+- Audit events older than `audit_retention_days` are archived to DATA_DIR/backups; the archive keeps
+  the chain verifiable (see `AuditService.archive`). 0 keeps every event in the database.
+- Resolved alerts older than `alert_history_days` are deleted with their delivery logs, and so are
+  old notifier test deliveries. 0 keeps them all.
+
+A changed setting acts within the hour.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from loguru import logger
 
+from nox_ui.alerts.engine import AlertEngine
+from nox_ui.alerts.notify import NotifierService
 from nox_ui.models import utcnow
 from nox_ui.services.audit import Archived, AuditService
 from nox_ui.services.settings import SettingsService
 
 
 class AuditRetention:
-    def __init__(
-        self, audit: AuditService, config: SettingsService, directory: Path, *, every_seconds: float = 3600
-    ) -> None:
+    def __init__(self, audit: AuditService, config: SettingsService, directory: Path) -> None:
         self.audit = audit
         self.config = config
         self.directory = directory
-        self.every_seconds = every_seconds
 
     def run_once(self, now: datetime | None = None) -> Archived | None:
         """Archive what is older than the retention; None when retention is off."""
@@ -36,11 +40,40 @@ class AuditRetention:
             logger.info("audit retention: archived {} events to {}", archived.count, archived.path)
         return archived
 
+
+class AlertHistoryRetention:
+    def __init__(self, engine: AlertEngine, notifiers: NotifierService, config: SettingsService) -> None:
+        self.engine = engine
+        self.notifiers = notifiers
+        self.config = config
+
+    def run_once(self, now: datetime | None = None) -> tuple[int, int] | None:
+        """Delete resolved alerts (with their delivery logs) and deliveries of no alert older than the
+        retention; (alerts, deliveries) deleted, or None when retention is off."""
+        days = self.config.current.alert_history_days
+        if days <= 0:
+            return None
+        before = (now or utcnow()) - timedelta(days=days)
+        alerts = self.engine.prune_resolved(before)
+        orphans = self.notifiers.prune_orphan_deliveries(before)
+        if alerts or orphans:
+            logger.info("alert history: deleted {} resolved alerts and {} other deliveries", alerts, orphans)
+        return alerts, orphans
+
+
+class Housekeeping:
+    """Runs every job at start and then once an hour; a job that fails (disk full, database busy) is
+    logged and tried again the next hour, and the others still run."""
+
+    def __init__(self, jobs: list[Callable[[], object]], *, every_seconds: float = 3600) -> None:
+        self.jobs = jobs
+        self.every_seconds = every_seconds
+
     async def run(self) -> None:
-        """The hourly loop; a failed run (disk full) is logged and tried again an hour later."""
         while True:
-            try:
-                await asyncio.to_thread(self.run_once)
-            except Exception:
-                logger.exception("audit retention failed; the events stay in the database")
+            for job in self.jobs:
+                try:
+                    await asyncio.to_thread(job)
+                except Exception:
+                    logger.exception("housekeeping job {} failed; it runs again in an hour", job)
             await asyncio.sleep(self.every_seconds)

@@ -179,3 +179,21 @@ def test_a_restart_with_a_firing_alert_does_not_notify_again_and_still_resolves_
         queue.stop()
         again.alerts.close()
         again.close()
+
+
+def test_a_receiver_sees_firing_before_resolved_even_when_firing_needed_retries(
+    services: Services, wired: dict[str, Any]
+) -> None:
+    http = wired["http"]
+    wired["queue"].stop()
+    slow = DeliveryQueue(  # a 0.5 s backoff, so the resolved message comes while firing waits
+        services.db, lambda: services.config.current, link=services.notifiers.alert_link, backoff=0.5
+    )
+    services.notifiers.queue = wired["queue"] = slow
+    slow.start()
+    http.fail_next(1)  # the firing webhook is refused once
+    now = feed(services, time.time(), [95.0] * 11)  # fires
+    wait_until(lambda: len(http.requests) == 1, timeout=10)  # the refused firing attempt
+    feed(services, now, [10.0])  # resolves while the firing webhook waits for its retry
+    wait_until(lambda: len(http.accepted) >= 2, timeout=10)
+    assert [r.json()["state"] for r in http.accepted] == ["firing", "resolved"]

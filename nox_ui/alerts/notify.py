@@ -200,6 +200,14 @@ class _Job:
 
 
 @dataclass(frozen=True)
+class _After:
+    """Not yet: an earlier message of the same alert to the same notifier is still being retried."""
+
+    delivery_id: int
+    due: float
+
+
+@dataclass(frozen=True)
 class _Outcome:
     status: str
     attempts: int
@@ -500,6 +508,11 @@ class DeliveryQueue:
                 if job is None:
                     self._settled(delivery_id)
                     return
+                if isinstance(job, _After):
+                    # A receiver sees an alert's messages in order: a resolved message waits for
+                    # the firing one still being retried (it goes once that one is sent or failed).
+                    self._due[delivery_id] = max(job.due, time.time()) + 0.05
+                    return
                 message = self._messages.get(delivery_id) or job.message
                 if message is not None:
                     self._messages[delivery_id] = message
@@ -516,11 +529,26 @@ class DeliveryQueue:
             if self._wake is not None:
                 self._wake.set()
 
-    def _load(self, delivery_id: int, restore: bool) -> _Job | None:
+    def _load(self, delivery_id: int, restore: bool) -> _Job | _After | None:
         with self.db.session() as session:
             row = session.get(Delivery, delivery_id)
             if row is None or row.status != PENDING:
                 return None
+            if row.alert_id is not None:
+                earlier = session.exec(
+                    select(Delivery)
+                    .where(
+                        Delivery.alert_id == row.alert_id,
+                        Delivery.notifier_id == row.notifier_id,
+                        Delivery.status == PENDING,
+                        col(Delivery.id) < delivery_id,
+                    )
+                    .order_by(col(Delivery.id))
+                    .limit(1)
+                ).first()
+                if earlier is not None:
+                    due = earlier.next_attempt_at.timestamp() if earlier.next_attempt_at else time.time()
+                    return _After(earlier.id or 0, due)
             notifier = session.get(Notifier, row.notifier_id)
             if notifier is None:
                 return None

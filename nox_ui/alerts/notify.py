@@ -122,8 +122,12 @@ class DeliveryView:
 
     @property
     def last_error(self) -> str:
+        """What went wrong the last time, without the log line's `attempt N at <time>: ` prefix."""
         lines = self.error.strip().splitlines()
-        return lines[-1] if lines else ""
+        if not lines:
+            return ""
+        head, sep, rest = lines[-1].partition(": ")
+        return rest if sep and head.startswith("attempt ") else lines[-1]
 
 
 def _delivery_view(row: Delivery, notifier: Notifier | None) -> DeliveryView:

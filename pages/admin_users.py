@@ -12,6 +12,7 @@ from nicegui import events, run, ui
 from components.forms import ConfirmDialog, error_banner, password_input, text_input
 from components.frame import frame
 from components.session import SessionGuard, client_ip
+from components.tables import row_actions_slot
 from components.theme import card
 from nox_ui.app import Services
 from nox_ui.errors import NoxError
@@ -45,23 +46,14 @@ COLUMNS: list[dict[str, Any]] = [
 ]
 
 # Each button emits `row-action` with the row's id; the page's handler does the rest.
-_ACTION_BUTTONS = [
-    ("role", "manage_accounts", "Change role", "false"),
-    ("toggle", "props.row.disabled ? 'check_circle' : 'block'", "Disable or enable", "true"),
-    ("password", "key", "Reset password", "false"),
-    ("sessions", "logout", "End sessions", "false"),
-    ("delete", "delete", "Delete", "false"),
-]
-_ACTIONS_SLOT = (
-    '<q-td key="actions" :props="props" auto-width>'
-    + "".join(
-        f'<q-btn flat dense round size="sm" {":icon" if dynamic == "true" else "icon"}="{icon}" '
-        f'aria-label="{label}" '
-        f"@click=\"() => $parent.$emit('row-action', {{action: '{action}', id: props.row.id}})\">"
-        f"<q-tooltip>{label}</q-tooltip></q-btn>"
-        for action, icon, label, dynamic in _ACTION_BUTTONS
-    )
-    + "</q-td>"
+_ACTIONS_SLOT = row_actions_slot(
+    [
+        ("role", "manage_accounts", "Change role"),
+        ("toggle", ":props.row.disabled ? 'check_circle' : 'block'", "Disable or enable"),
+        ("password", "key", "Reset password"),
+        ("sessions", "logout", "End sessions"),
+        ("delete", "delete", "Delete"),
+    ]
 )
 _STATUS_SLOT = (
     '<q-td key="status" :props="props">'

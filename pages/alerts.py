@@ -14,6 +14,7 @@ from nicegui import events, run, ui
 from components.forms import ConfirmDialog
 from components.frame import frame
 from components.session import SessionGuard, client_ip
+from components.tables import row_actions_slot
 from components.theme import card
 from nox_ui.alerts.engine import AlertCounts, AlertView, Preview
 from nox_ui.alerts.notify import NotifierView
@@ -91,15 +92,9 @@ PREVIEW_COLUMNS = [
 ]
 
 
-def _actions_slot(buttons: list[tuple[str, str, str]], key: str = "id", show: str = "true") -> str:
-    """Row buttons that emit `row-action` with the row's key; `show` is a JS condition on the row."""
-    inner = "".join(
-        f'<q-btn flat dense round size="sm" icon="{icon}" aria-label="{label}" '
-        f"@click=\"() => $parent.$emit('row-action', {{action: '{action}', key: props.row.{key}}})\">"
-        f"<q-tooltip>{label}</q-tooltip></q-btn>"
-        for action, icon, label in buttons
-    )
-    return f'<q-td key="actions" :props="props" auto-width><template v-if="{show}">{inner}</template></q-td>'
+def _actions(buttons: list[tuple[str, str, str]], key: str = "id", show: str = "true") -> str:
+    """This page's row buttons emit `{action, key}`, `key` being the row's `key` or `id` field."""
+    return row_actions_slot(buttons, field=key, arg="key", show=show)
 
 
 _STATE_SLOT = (
@@ -730,7 +725,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                         ]
                     active_table.add_slot(
                         "body-cell-actions",
-                        _actions_slot(buttons, key="key", show="props.row.state === 'firing'"),
+                        _actions(buttons, key="key", show="props.row.state === 'firing'"),
                     )
                     active_table.on("row-action", on_active)
                 with ui.tab_panel(tab_history).classes("q-pa-none"):
@@ -743,7 +738,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                     history_table.add_slot("body-cell-severity", _SEVERITY_SLOT)
                     history_table.add_slot(
                         "body-cell-actions",
-                        _actions_slot([("details", "info", "Details and delivery log")], key="key"),
+                        _actions([("details", "info", "Details and delivery log")], key="key"),
                     )
                     history_table.on("row-action", on_history)
                     ui.input("Filter").bind_value_to(history_table, "filter").props(
@@ -760,7 +755,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                     if can_act:
                         rules_table.add_slot(
                             "body-cell-actions",
-                            _actions_slot(
+                            _actions(
                                 [
                                     ("edit", "edit", "Edit"),
                                     ("toggle", "power_settings_new", "Enable or disable"),
@@ -783,7 +778,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                     if can_act:
                         silences_table.add_slot(
                             "body-cell-actions",
-                            _actions_slot(
+                            _actions(
                                 [("end", "stop_circle", "End now")], show="props.row.status === 'active'"
                             ),
                         )
@@ -802,7 +797,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                     if can_act:
                         notifiers_table.add_slot(
                             "body-cell-actions",
-                            _actions_slot(
+                            _actions(
                                 [
                                     ("test", "send", "Send a test"),
                                     ("edit", "edit", "Edit"),

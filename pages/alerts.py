@@ -738,7 +738,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                     history_table.add_slot("body-cell-severity", _SEVERITY_SLOT)
                     history_table.add_slot(
                         "body-cell-actions",
-                        _actions([("details", "info", "Details and delivery log")], key="key"),
+                        _actions([("details", "info", "Details and delivery log")], key="id"),
                     )
                     history_table.on("row-action", on_history)
                     ui.input("Filter").bind_value_to(history_table, "filter").props(

@@ -120,3 +120,22 @@ async def test_deleting_a_rule_asks_first(app_user: User, accounts: Services) ->
     app_user.find(marker="confirm-delete").click()
     await settle(lambda: accounts.alerts.rules.list() == [])
     assert accounts.audit.query(action="alert.rule.delete", limit=1).events[0].actor_name == "olga"
+
+
+async def test_details_of_a_resolved_alert_open_from_the_history_tab(
+    app_user: User, accounts: Services
+) -> None:
+    accounts.alerts.rules.create(None, {"name": "Spike", "metric": "load.5", "op": ">", "threshold": 50})
+    engine = accounts.alerts.engine
+    now = time.time()
+    for ts, value in ((now, 90.0), (now + 1, 10.0), (now + 2, 95.0), (now + 3, 5.0)):  # two episodes
+        engine.evaluate(Sample(ts=ts, values={"load.5": value}, duration=0))
+    await engine.drain()
+    first, second = sorted(engine.alerts("resolved"), key=lambda a: a.id or 0)
+    await sign_in(app_user, "victor", VIEWER_PASSWORD, next_path="/alerts")
+    await settle(lambda: len(table(app_user, "alert-history").rows) == 2)
+    buttons = table(app_user, "alert-history").slots["body-cell-actions"].template or ""
+    assert "props.row.id" in buttons  # each row names its own episode, not the rule and series it shares
+    app_user.find(marker="alert-history").trigger("rowAction", {"action": "details", "key": first.id})
+    await app_user.should_see("Spike: resolved")
+    assert first.id != second.id

@@ -8,6 +8,7 @@ from datetime import timedelta
 from nox_ui.alerts.engine import Alerting, build_alerting
 from nox_ui.alerts.notify import NotifierService
 from nox_ui.config import Settings
+from nox_ui.crypto import SecretBox
 from nox_ui.db import Database
 from nox_ui.metrics.collectors import default_collectors
 from nox_ui.metrics.history import HistoryStore, Retention
@@ -28,6 +29,7 @@ from nox_ui.services.users import UserService
 class Services:
     settings: Settings
     db: Database
+    secrets: SecretBox
     audit: AuditService
     config: SettingsService
     users: UserService
@@ -50,6 +52,7 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     db = Database(settings.resolved_database_url)
+    secrets = SecretBox(settings.load_secret_key(), [key for key in [settings.next_secret_key()] if key])
     audit = AuditService(db)
     users = UserService(db, audit)
     auth = AuthService(db, users, audit)
@@ -79,6 +82,7 @@ def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings,
         db=db,
+        secrets=secrets,
         audit=audit,
         config=config,
         users=users,

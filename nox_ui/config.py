@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -12,6 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATA_SUBDIRS = ("logs", "cache", "index", "backups", "plugins", "ui-storage")
 SECRET_KEY_FILE = "secret.key"
+# Written by `nox-ui secrets rotate` before the database is re-encrypted, renamed over secret.key after:
+# while it exists, values encrypted under either key stay readable.
+NEXT_SECRET_KEY_FILE = "secret.key.next"
 
 
 class Settings(BaseSettings):
@@ -31,6 +35,23 @@ class Settings(BaseSettings):
     oidc_client_secret: str | None = None
     metrics_public: bool = False
     redis_url: str | None = None
+    # Addresses or CIDRs (comma-separated) of reverse proxies whose X-Forwarded-For/-Proto are believed.
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip():
+                try:
+                    ipaddress.ip_network(item.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"not an IP address or CIDR: {item.strip()!r}") from None
+        return value
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [item.strip() for item in self.trusted_proxies.split(",") if item.strip()]
 
     @field_validator("log_level")
     @classmethod
@@ -89,6 +110,13 @@ class Settings(BaseSettings):
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(key + "\n")
         return key
+
+    def next_secret_key(self) -> str | None:
+        """The key a rotation was moving to when it stopped (DATA_DIR/secret.key.next), if any."""
+        path = self.data_dir / NEXT_SECRET_KEY_FILE
+        if not path.exists():
+            return None
+        return path.read_text(encoding="utf-8").strip() or None
 
 
 def _restrict(path: Path, mode: int) -> None:

@@ -70,6 +70,29 @@ class RuntimeSettings(BaseModel):
         168, "A browser session ends this long after sign-in, however active.", SECURITY, ge=1, le=8760
     )
 
+    max_request_kib: int = setting(
+        1024,
+        "Largest request body accepted, in KiB; a larger one is refused with 413 before it is read "
+        "(routes that need more, such as the settings import, allow more).",
+        SECURITY,
+        ge=16,
+        le=65536,
+    )
+    process_cmdline_for_viewers: bool = setting(
+        False,
+        "Show viewers full process command lines (they often hold passwords); "
+        "otherwise viewers see only the executable name.",
+        SECURITY,
+    )
+    notify_allowed_hosts: str = setting(
+        "",
+        "Internal notification targets allowed despite the SSRF guard: host names or CIDRs separated "
+        "by commas, e.g. 'hooks.lan, 10.0.0.0/24'. Loopback, link-local and private addresses are "
+        "refused unless listed here.",
+        SECURITY,
+        max_length=2048,
+    )
+
     audit_retention_days: int = setting(
         0,
         "Audit events older than this many days are archived to a file in DATA_DIR/backups "

@@ -87,6 +87,9 @@ def serve(settings: Settings) -> None:
         # One line per HTTP request costs more than answering many API calls; sign-ins and changes
         # are logged by the services themselves. NOX_LOG_LEVEL=DEBUG turns the access log on.
         access_log=settings.log_level in {"TRACE", "DEBUG"},
+        # uvicorn would believe X-Forwarded-For from loopback; only NOX_TRUSTED_PROXIES may set the
+        # client address (nox_ui/http_guard.py), so uvicorn's own proxy handling is off.
+        proxy_headers=False,
         reconnect_timeout=RECONNECT_TIMEOUT,
         message_history_length=message_history_length(settings.sample_interval),
     )

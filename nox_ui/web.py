@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from nox_ui.api import API_PREFIX, create_api
 from nox_ui.app import Services
 from nox_ui.errors import NoxError
+from nox_ui.http_guard import guard_http
 from nox_ui.services.auth import SESSION_COOKIE
 
 UI_ENTRY_POINT_GROUP = "nox_ui.ui"
@@ -51,8 +52,9 @@ def machine_router(services: Services) -> Router:
         try:
             services.db.ping()
             checks["database"] = "ok"
-        except Exception as exc:  # any driver error means "not ready"; the reason goes to the caller
-            checks["database"] = f"error: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # any driver error means "not ready"; anonymous callers learn only which
+            logger.opt(exception=exc).warning("readiness: the database does not answer")
+            checks["database"] = "error: the database does not answer (details in the server log)"
         checks["sampler"] = "ok" if services.metrics.running() else "error: no sample in the last intervals"
         ready = all(value == "ok" for value in checks.values())
         # A degraded collector is reported but does not make the panel unready: the others go on.
@@ -96,7 +98,7 @@ def machine_router(services: Services) -> Router:
     )
 
 
-def _route_machine_requests(machine: Router) -> None:
+def _route_machine_requests(machine: Router, services: Services) -> None:
     """Send API, /metrics and health requests straight to their own router, around NiceGUI's page
     middleware (session cookie, gzip, cache headers, prefix redirects), which they need none of;
     it more than doubles the requests per second the API answers (docs/benchmarks.md)."""
@@ -113,7 +115,11 @@ def _route_machine_requests(machine: Router) -> None:
             else:
                 await pages(scope, receive, send)
 
-        return dispatch
+        return guard_http(
+            dispatch,
+            trusted_proxies=services.settings.trusted_proxy_list,
+            max_body=lambda: services.config.current.max_request_kib * 1024,
+        )
 
     app.build_middleware_stack = build  # type: ignore[method-assign]
     app.middleware_stack = None  # rebuilt on the next request
@@ -126,7 +132,7 @@ def mount_app(services: Services) -> None:
     app.state.services = services
     secure_cookie = services.settings.resolved_base_url.startswith("https://")
     max_age = int(services.auth.session_policy.absolute.total_seconds())
-    _route_machine_requests(machine_router(services))
+    _route_machine_requests(machine_router(services), services)
 
     @app.get("/auth/complete", include_in_schema=False)
     def complete_sign_in(request: Request, ticket: str = "", next: str = "/") -> Response:

@@ -79,8 +79,11 @@ class Server:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
 
-def _wait_until_serving(process: subprocess.Popen[bytes], log: Path, base_url: str) -> str:
-    """Poll /healthz and the captured stdout until the server answers and has printed the setup URL."""
+def _wait_until_serving(
+    process: subprocess.Popen[bytes], log: Path, base_url: str, *, setup_url: bool = True
+) -> str:
+    """Poll /healthz and the captured stdout until the server answers and has printed the setup URL
+    (with setup_url=False, when a user exists already and none is printed: until it answers; "")."""
     deadline = time.monotonic() + SERVER_START_TIMEOUT
     healthy = False
     while time.monotonic() < deadline:
@@ -91,6 +94,8 @@ def _wait_until_serving(process: subprocess.Popen[bytes], log: Path, base_url: s
             with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
                 with urllib.request.urlopen(base_url + "/healthz", timeout=2) as response:
                     healthy = response.status == 200
+        if healthy and not setup_url:
+            return ""
         if healthy:
             match = re.search(r"(http://\S+/setup\?token=\S+)", log.read_text(encoding="utf-8"))
             if match:
@@ -100,26 +105,27 @@ def _wait_until_serving(process: subprocess.Popen[bytes], log: Path, base_url: s
     raise RuntimeError(f"nox-ui serve did not {what} within {SERVER_START_TIMEOUT} s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("nox-browser")
-    port = _free_port()
-    log = root / "server.log"
+def start_serve(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """`nox-ui serve` on 127.0.0.1:port with its own data dir, its output appended to `log`."""
     # PYTEST_CURRENT_TEST would make NiceGUI's ui.run believe it runs under its own test harness.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NOX_", "PYTEST_", "NICEGUI_"))}
-    env.update(
-        NOX_DATA_DIR=str(root / "data"),
-        NOX_HOST="127.0.0.1",
-        PYTHONUNBUFFERED="1",
-    )
-    with log.open("wb") as out:
-        process = subprocess.Popen(
+    env.update(NOX_DATA_DIR=str(data_dir), NOX_HOST="127.0.0.1", PYTHONUNBUFFERED="1")
+    with log.open("ab") as out:
+        return subprocess.Popen(
             [sys.executable, "-m", "nox_ui", "serve", "--port", str(port)],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("nox-browser")
+    port = _free_port()
+    log = root / "server.log"
+    process = start_serve(root / "data", port, log)
     try:
         base_url = f"http://127.0.0.1:{port}"
         setup_url = _wait_until_serving(process, log, base_url)

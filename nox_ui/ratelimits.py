@@ -1,12 +1,10 @@
-"""Rate limits in memory: rate strings such as `600/minute`, and the two counters the panel needs.
+"""Rate limits: rate strings such as `600/minute`, and counters on the `limits` library.
 
-- `SlidingWindow`: "at most N events per key in the last T seconds", exact (it keeps the events'
-  times), for sign-in failures, where N is small.
-- `FixedWindows`: "at most N requests per key per window", one counter per key and window, for the
-  API, where N is large and the check must cost next to nothing.
-
-This replaces the `limits` package, which costs ~1.6 MiB of memory in every process for what is a
-page of code here. Per process: several instances each count on their own.
+`parse_rates` is ours (it validates the runtime settings at every start, so it must not load a
+library), and the counting is the `limits` library's: an atomic `hit` that counts and answers in
+one step (so a burst cannot slip between a check and a count), moving windows for sign-ins and
+fixed windows for the API, and storages beyond this process's memory (Redis) for several
+instances. `limits` is imported at the first hit (~0.9 MiB resident), not at start.
 """
 
 from __future__ import annotations
@@ -15,9 +13,11 @@ import math
 import re
 import threading
 import time
-from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from limits import RateLimitItem
 
 _UNITS = {
     "second": 1,
@@ -32,8 +32,7 @@ _UNITS = {
     "d": 86400,
 }
 # `600/minute`, `10 per second`, `100/5 minutes`, `1000 per 2 hours`
-_RATE_RE = re.compile(r"^\s*(\d+)\s*(?:/|per)\s*(\d+)?\s*([a-z]+?)s?\s*$", re.IGNORECASE)
-_MAX_KEYS = 100_000
+_RATE_RE = re.compile(r"^\s*(\d{1,9})\s*(?:/|per)\s*(\d{1,6})?\s*([a-z]+?)s?\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -64,76 +63,55 @@ def parse_rates(text: str) -> list[Rate]:
     return rates
 
 
-class SlidingWindow:
-    """At most `amount` events per key within the last `seconds` (times kept per key)."""
+Strategy = Literal["moving-window", "fixed-window"]
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.clock = clock
-        self._events: dict[str, deque[float]] = {}
+
+class Limiter:
+    """Counts hits per key against a `Rate`. `moving-window` is exact over the last T seconds (sign-in
+    attempts, where N is small); `fixed-window` is one counter per window (the API, where a hit must
+    cost next to nothing). `storage_uri` is a `limits` storage: `memory://` (this process) or
+    `redis://...` (shared by several instances)."""
+
+    def __init__(self, strategy: Strategy, storage_uri: str = "memory://") -> None:
+        self.strategy = strategy
+        self.storage_uri = storage_uri
         self._lock = threading.Lock()
+        self._storage: Any = None
+        self._limiter: Any = None
+        self._items: dict[Rate, RateLimitItem] = {}
 
-    def _recent(self, key: str, seconds: int, now: float) -> deque[float]:
-        events = self._events.get(key)
-        if events is None:
-            return deque()
-        while events and events[0] <= now - seconds:
-            events.popleft()
-        if not events:
-            del self._events[key]
-        return events
+    def _ready(self) -> Any:
+        if self._limiter is None:
+            with self._lock:
+                if self._limiter is None:
+                    from limits.storage import storage_from_string
+                    from limits.strategies import STRATEGIES
 
-    def allowed(self, rate: Rate, key: str) -> bool:
-        """Whether one more event would stay within the rate (counts nothing)."""
-        with self._lock:
-            return len(self._recent(key, rate.seconds, self.clock())) < rate.amount
+                    self._storage = storage_from_string(self.storage_uri)
+                    self._limiter = STRATEGIES[self.strategy](self._storage)
+        return self._limiter
 
-    def hit(self, rate: Rate, key: str) -> None:
-        with self._lock:
-            now = self.clock()
-            events = self._recent(key, rate.seconds, now)
-            if not events:
-                if len(self._events) >= _MAX_KEYS:
-                    self._events.clear()  # a flood of one-off keys must not grow memory for ever
-                events = self._events.setdefault(key, deque())
-            events.append(now)
-            while len(events) > rate.amount:
-                events.popleft()
+    def _item(self, rate: Rate) -> RateLimitItem:
+        item = self._items.get(rate)
+        if item is None:
+            from limits import RateLimitItemPerSecond
+
+            item = self._items[rate] = RateLimitItemPerSecond(rate.amount, rate.seconds)
+        return item
+
+    def hit(self, rate: Rate, key: str) -> bool:
+        """Count one event for `key`; False (and nothing counted) when that would pass the rate."""
+        return bool(self._ready().hit(self._item(rate), key))
 
     def retry_after(self, rate: Rate, key: str) -> int:
-        """Seconds until the oldest counted event leaves the window (at least 1)."""
-        with self._lock:
-            now = self.clock()
-            events = self._recent(key, rate.seconds, now)
-            if len(events) < rate.amount:
-                return 0
-            return max(1, math.ceil(events[0] + rate.seconds - now))
+        """Seconds until `key` may act again under `rate` (at least 1)."""
+        stats = self._ready().get_window_stats(self._item(rate), key)
+        return max(1, math.ceil(stats.reset_time - time.time()))
 
+    def clear(self, rate: Rate, key: str) -> None:
+        self._ready().clear(self._item(rate), key)
 
-class FixedWindows:
-    """At most `amount` requests per key per window of `seconds`, windows aligned to the clock."""
-
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self.clock = clock
-        self._counts: dict[tuple[str, int, int], int] = {}
-        self._lock = threading.Lock()
-
-    def hit(self, rate: Rate, key: str) -> int:
-        """Count one request; 0 when within the rate, else the seconds until the window ends."""
-        now = self.clock()
-        window = int(now // rate.seconds)
-        slot = (key, rate.seconds, window)
-        with self._lock:
-            count = self._counts.get(slot, 0) + 1
-            if count == 1 and len(self._counts) >= _MAX_KEYS:
-                self._prune(now)
-            self._counts[slot] = count
-        if count <= rate.amount:
-            return 0
-        return max(1, math.ceil((window + 1) * rate.seconds - now))
-
-    def _prune(self, now: float) -> None:
-        self._counts = {slot: count for slot, count in self._counts.items() if slot[2] == int(now // slot[1])}
-
-    def clear(self) -> None:
-        with self._lock:
-            self._counts.clear()
+    def reset(self) -> None:
+        """Forget every count (a new limit applies from now on)."""
+        if self._storage is not None:
+            self._storage.reset()

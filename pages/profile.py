@@ -159,10 +159,12 @@ def register(services: Services, guard: SessionGuard) -> None:
             if (new.value or "") != (confirm.value or ""):
                 error.text = "The two new passwords differ."
                 return
-            if not await run.io_bound(
-                services.auth.verify_current_password, actor.user_id, current.value or ""
-            ):
-                error.text = "The current password is not right."
+            try:
+                await run.io_bound(
+                    lambda: services.auth.verify_current_password(actor, current.value or "", ip=ip)
+                )
+            except NoxError as exc:
+                error.text = exc.message
                 return
             keep = actor.credential_id if actor.via == "session" else None
             password = new.value or ""

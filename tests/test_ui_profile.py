@@ -163,3 +163,24 @@ async def test_a_viewer_is_offered_only_the_scopes_of_the_role(app_user: User) -
     await app_user.should_see(marker="token-scope-metrics:read")
     await app_user.should_not_see(marker="token-scope-write")
     await app_user.should_not_see(marker="token-scope-admin")
+
+
+async def test_guessing_the_current_password_is_throttled_and_audited(
+    app_user: User, accounts: Services
+) -> None:
+    await sign_in(app_user, "victor", VIEWER_PASSWORD, "/profile")
+    app_user.find(marker="new").type("a brand new passphrase")
+    app_user.find(marker="confirm").type("a brand new passphrase")
+    limit = accounts.config.current.login_max_failures
+    for tried in range(1, limit + 1):
+        app_user.find(marker="current").clear().type("a wrong guess")
+        app_user.find(marker="change-password").click()
+        await settle(lambda n=tried: accounts.audit.query(action="auth.reauth.failure").total == n, 200)
+    await app_user.should_see("The current password is not right.")
+    app_user.find(marker="current").clear()
+    app_user.find(marker="current").type(VIEWER_PASSWORD)
+    app_user.find(marker="change-password").click()
+    await app_user.should_see("Too many failed attempts", retries=100)
+    failures = accounts.audit.query(action="auth.reauth.failure").events
+    assert len(failures) == limit + 1
+    assert accounts.auth.check_password("victor", VIEWER_PASSWORD)  # the password did not change

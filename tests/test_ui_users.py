@@ -9,6 +9,7 @@ from nicegui import ui
 from nicegui.testing import User
 
 from nox_ui.app import Services
+from nox_ui.passwords import verify_password
 from tests.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, sign_in
 
 
@@ -108,7 +109,7 @@ async def test_row_actions_delete_disable_role_password_and_sessions(
     await app_user.should_see("password too short", retries=50)
     app_user.find(marker="reset-password").clear().type("a reset passphrase")
     app_user.find(marker="save-password").click()
-    await settle(lambda: accounts.auth.verify_current_password(victor_id, "a reset passphrase"))
+    await settle(lambda: verify_password(accounts.users.get(victor_id).password_hash, "a reset passphrase"))
 
     await row_action(app_user, "toggle", victor_id)
     app_user.find(marker="confirm").click()

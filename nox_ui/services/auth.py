@@ -7,7 +7,7 @@ import hashlib
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +18,7 @@ from nox_ui.db import Database
 from nox_ui.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unauthenticated
 from nox_ui.models import ApiToken, LoginSession, User, utcnow
 from nox_ui.passwords import hash_password, needs_rehash, verify_password
-from nox_ui.ratelimits import Rate, SlidingWindow
+from nox_ui.ratelimits import Limiter, Rate
 from nox_ui.roles import Principal, Role
 from nox_ui.services.audit import AuditService, actor_of
 from nox_ui.services.users import UserService, username_key
@@ -42,6 +42,9 @@ MAX_TOKEN_NAME = 128
 # "One year" from a calendar may be 366 days; a personal token lives at most that long, or forever.
 MAX_TOKEN_LIFETIME = timedelta(days=366)
 MAX_PERSONAL_TOKENS = 100
+# Argon2 verifications running at once (each ~64 MiB), and how long an attempt waits for a turn.
+VERIFY_CONCURRENCY = 2
+VERIFY_WAIT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,8 @@ class AuthService:
         self.users = users
         self.session_policy = sessions or SessionPolicy()
         self.login_policy = login or LoginPolicy()
-        self._limiter = SlidingWindow()
+        self._limiter = Limiter("moving-window")
+        self._verifying = threading.BoundedSemaphore(VERIFY_CONCURRENCY)
         self._tickets: dict[str, tuple[int, float]] = {}
         self._tickets_lock = threading.Lock()
         # token hash -> (valid until, monotonic; principal): API clients polling every second would
@@ -179,36 +183,53 @@ class AuthService:
     # -- passwords ---------------------------------------------------------------------------------
 
     def check_password(self, username: str, password: str, ip: str = "") -> User:
-        """Return the user if the credentials are right; one message for every kind of failure."""
+        """Return the user if the credentials are right; one message for every kind of failure.
+
+        The attempt is counted *before* the password is verified (an atomic hit: a burst sent at once
+        cannot all pass a check made before any of them is counted), and a success resets the
+        account's count. Per account and address, so a remote guesser cannot lock the real user out
+        from elsewhere; per address, wider (every attempt counts), for one source guessing many
+        accounts."""
         policy = self.login_policy
-        # Per account and address: a remote guesser cannot lock the real user out from elsewhere.
-        # Per address, wider: one source guessing many accounts, without blocking a shared proxy address.
         checks = (
             (
                 Rate(policy.max_failures, policy.lockout_seconds),
-                f"user:{username_key(username)}@{ip or '-'}",
+                f"login:user:{username_key(username)}@{ip or '-'}",
             ),
-            (Rate(policy.max_failures * 5, policy.lockout_seconds), f"ip:{ip or '-'}"),
+            (Rate(policy.max_failures * 5, policy.lockout_seconds), f"login:ip:{ip or '-'}"),
         )
-        for limit, key in checks:
-            if not self._limiter.allowed(limit, key):
-                retry_after = self._limiter.retry_after(limit, key)
-                logger.warning("sign-in throttled for {} (retry in {} s)", key, retry_after)
-                self._login_failed(username, ip, "throttled")
-                raise RateLimited(f"Too many failed sign-ins. Try again in {retry_after} s.", retry_after)
+        self._count_attempt(checks, lambda: self._login_failed(username, ip, "throttled"))
         user = self.users.find(username) if username.strip() else None
-        ok = verify_password(user.password_hash if user else None, password)
+        ok = self._verify(user.password_hash if user else None, password)
         if not ok or user is None or user.disabled:
-            for limit, key in checks:
-                self._limiter.hit(limit, key)
             reason = "unknown user" if user is None else ("disabled" if user.disabled else "wrong password")
             logger.info("sign-in refused for {!r} from {}: {}", username[:64], ip or "-", reason)
             self._login_failed(username, ip, reason)
             raise Unauthenticated(LOGIN_FAILED)
+        self._limiter.clear(*checks[0])
         assert user.id is not None
         new_hash = hash_password(password) if needs_rehash(user.password_hash) else None
         self.users.record_sign_in(user.id, new_hash, ip=ip)
         return user
+
+    def _count_attempt(self, checks: Iterable[tuple[Rate, str]], on_throttled: Callable[[], None]) -> None:
+        """Count one attempt against every (rate, key); past any of them, RateLimited (429)."""
+        for limit, key in checks:
+            if not self._limiter.hit(limit, key):
+                retry_after = self._limiter.retry_after(limit, key)
+                logger.warning("password attempts throttled for {} (retry in {} s)", key, retry_after)
+                on_throttled()
+                raise RateLimited(f"Too many failed attempts. Try again in {retry_after} s.", retry_after)
+
+    def _verify(self, password_hash: str | None, password: str) -> bool:
+        """Argon2 verification, at most VERIFY_CONCURRENCY at a time: each costs ~64 MiB, so a burst
+        of attempts waits here (or gets 429) instead of exhausting memory."""
+        if not self._verifying.acquire(timeout=VERIFY_WAIT_SECONDS):
+            raise RateLimited("The server is busy checking other sign-ins. Try again in a moment.", 1)
+        try:
+            return verify_password(password_hash, password)
+        finally:
+            self._verifying.release()
 
     def _login_failed(self, username: str, ip: str, reason: str) -> None:
         """Audit a refused sign-in: the attempted name as the target, never the password."""
@@ -222,11 +243,32 @@ class AuthService:
             ip=ip,
         )
 
-    def verify_current_password(self, user_id: int, password: str) -> bool:
-        """For a signed-in user confirming a sensitive change (not throttled per IP: they hold a session)."""
+    def verify_current_password(self, principal: Principal, password: str, *, ip: str = "") -> None:
+        """A signed-in user confirms a sensitive change with their password. Throttled per account like
+        sign-in (a stolen session cannot guess the password) and every failure is audited; raises
+        Unauthenticated when wrong, RateLimited past `login_max_failures`."""
+        policy = self.login_policy
+        check = (Rate(policy.max_failures, policy.lockout_seconds), f"reauth:user:{principal.user_id}")
+
+        def refused(reason: str) -> None:
+            self.audit.record_now(
+                actor=principal,
+                action="auth.reauth.failure",
+                outcome="failure",
+                target_type="user",
+                target_id=principal.user_id,
+                target_label=principal.username,
+                details={"reason": reason},
+                ip=ip,
+            )
+
+        self._count_attempt([check], lambda: refused("throttled"))
         with self.db.session() as session:
-            user = session.get(User, user_id)
-        return user is not None and verify_password(user.password_hash, password)
+            user = session.get(User, principal.user_id)
+        if user is None or not self._verify(user.password_hash, password):
+            refused("wrong password")
+            raise Unauthenticated("The current password is not right.")
+        self._limiter.clear(*check)
 
     # -- browser sessions --------------------------------------------------------------------------
 

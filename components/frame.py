@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from nicegui import app, ui
 
+from components.session import SIGN_OUT_FORM
 from components.theme import apply_theme
 from nox_ui.roles import Principal, Role
 
@@ -124,6 +125,12 @@ def frame(guard: SessionGuard, principal: Principal, title: str) -> Iterator[Non
                 ui.menu_item("Profile", on_click=lambda: ui.navigate.to("/profile"))
                 ui.separator()
                 ui.menu_item("Sign out", on_click=guard.sign_out).mark("sign-out")
+    # Sign-out is a POST with the session's CSRF token; the menu item submits this form.
+    ui.html(
+        f'<form id="{SIGN_OUT_FORM}" method="post" action="/logout" class="hidden">'
+        f'<input type="hidden" name="csrf" value="{guard.sign_out_token()}"></form>',
+        sanitize=False,
+    ).mark("sign-out-form")
 
     with (
         ui.left_drawer(value=None)

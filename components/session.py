@@ -20,6 +20,7 @@ from nox_ui.services.auth import SESSION_COOKIE
 from nox_ui.web import login_redirect
 
 PageBuilder = Callable[..., Any]
+SIGN_OUT_FORM = "nox-sign-out"
 
 
 class SessionGuard:
@@ -144,12 +145,16 @@ class SessionGuard:
                 await refreshed
         return True if result is None else result
 
+    def sign_out_token(self) -> str:
+        """The CSRF token of this page's sign-out form (bound to its session)."""
+        request = ui.context.client.request
+        cookie = request.cookies.get(SESSION_COOKIE, "") if request is not None else ""
+        return self.services.auth.sign_out_token(cookie) if cookie else ""
+
     def sign_out(self) -> None:
-        client = ui.context.client
-        if client.request is not None:
-            self.services.auth.end_session(client.request.cookies.get(SESSION_COOKIE), ip=_ip(client.request))
-        self._principals.pop(client, None)
-        ui.navigate.to("/logout")
+        """Submit the frame's sign-out form: POST /logout ends the session and drops the cookie."""
+        self._principals.pop(ui.context.client, None)
+        ui.run_javascript(f"document.getElementById('{SIGN_OUT_FORM}').submit()")
 
     def _close_pages_of(self, user_ids: set[int]) -> None:
         """Some sessions of these users just ended: send each open page whose session is gone to the

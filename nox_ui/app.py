@@ -53,13 +53,15 @@ class Services:
 def build_services(settings: Settings) -> Services:
     db = Database(settings.resolved_database_url)
     secrets = SecretBox(settings.load_secret_key(), [key for key in [settings.next_secret_key()] if key])
-    audit = AuditService(db)
+    audit = AuditService.with_head(db, settings.data_dir, secrets.secret_key, [settings.next_secret_key()])
     users = UserService(db, audit)
-    auth = AuthService(db, users, audit)
+    auth = AuthService(db, users, audit, secret_key=secrets.secret_key)
     history = HistoryStore(db, settings.data_dir / "cache" / "history", interval=settings.sample_interval)
     metrics = MetricsService(Sampler(default_collectors()), history, settings.sample_interval)
     config = SettingsService(db, audit)
-    notifiers = NotifierService(db, audit, lambda: config.current, base_url=settings.resolved_base_url)
+    notifiers = NotifierService(
+        db, audit, lambda: config.current, base_url=settings.resolved_base_url, secrets=secrets
+    )
     alerts = build_alerting(db, audit, metrics, base_url=settings.resolved_base_url, dispatcher=notifiers)
     api_limits = ApiRateLimiter()
 
@@ -88,7 +90,7 @@ def build_services(settings: Settings) -> Services:
         users=users,
         auth=auth,
         setup=SetupService(users),
-        processes=ProcessService(audit),
+        processes=ProcessService(audit, lambda: config.current),
         metrics=metrics,
         api_limits=api_limits,
         audit_retention=audit_retention,

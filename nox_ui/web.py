@@ -11,9 +11,13 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from loguru import logger
 from nicegui import Client, app
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -31,6 +35,21 @@ def safe_next(target: str | None) -> str:
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     return target
+
+
+def browser_id(request: Request) -> str:
+    """The id NiceGUI keeps in the browser's signed session cookie: sign-in tickets are bound to it."""
+    session = request.scope.get("session") or {}
+    return str(session.get("id", ""))
+
+
+def _same_origin(request: Request, base_url: str) -> bool:
+    """A browser's Origin header, when it sends one, must be this panel's (as served or as configured)."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    served = f"{request.url.scheme}://{request.url.netloc}"
+    return origin in {served, base_url.rstrip("/")}
 
 
 def login_redirect(path: str) -> RedirectResponse:
@@ -88,13 +107,21 @@ def machine_router(services: Services) -> Router:
             registries.append(build_registry(services.metrics))
         return Response(render(registries[0]), media_type=CONTENT_TYPE_LATEST)
 
+    async def http_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    # This router runs outside NiceGUI's exception handling (see _route_machine_requests), so its own
+    # not-found and method-not-allowed (a path the mount cannot match, such as one with a newline in
+    # an id, or POST /healthz) are answered here as JSON instead of escaping as a 500.
     return Router(
         [
             Mount(API_PREFIX, create_api(services)),
             Route("/healthz", healthz, methods=["GET", "HEAD"]),
             Route("/readyz", readyz, methods=["GET", "HEAD"]),
             Route("/metrics", prometheus_metrics, methods=["GET"]),
-        ]
+        ],
+        middleware=[Middleware(ExceptionMiddleware, handlers={HTTPException: http_error})],
     )
 
 
@@ -119,6 +146,7 @@ def _route_machine_requests(machine: Router, services: Services) -> None:
             dispatch,
             trusted_proxies=services.settings.trusted_proxy_list,
             max_body=lambda: services.config.current.max_request_kib * 1024,
+            https=services.settings.resolved_base_url.startswith("https://"),
         )
 
     app.build_middleware_stack = build  # type: ignore[method-assign]
@@ -139,6 +167,7 @@ def mount_app(services: Services) -> None:
         try:
             token = services.auth.redeem_ticket(
                 ticket,
+                browser_id(request),
                 ip=request.client.host if request.client else "",
                 user_agent=request.headers.get("user-agent", ""),
             )
@@ -157,12 +186,33 @@ def mount_app(services: Services) -> None:
         )
         return response
 
-    @app.get("/logout", include_in_schema=False)
-    def clear_cookie() -> Response:
-        # The session itself is ended server-side by the sign-out action; this only drops the cookie.
+    @app.post("/logout", include_in_schema=False)
+    async def sign_out(request: Request) -> Response:
+        """Sign-out: a form POST carrying the session's CSRF token (from the frame's menu); it ends the
+        session on the server and drops the cookie. A forged or cross-site request changes nothing."""
+        cookie = request.cookies.get(SESSION_COOKIE, "")
+        form = await request.form()
+        token = form.get("csrf")
+        if not _same_origin(request, services.settings.resolved_base_url) or not (
+            isinstance(token, str) and services.auth.check_sign_out_token(cookie, token)
+        ):
+            logger.info("sign-out refused: missing or wrong CSRF token, or another site's form")
+            return PlainTextResponse(
+                "Sign-out refused: this form did not come from your Nox UI page. "
+                "Use Sign out in the panel's user menu.\n",
+                status_code=403,
+            )
+        await run_in_threadpool(
+            services.auth.end_session, cookie, ip=request.client.host if request.client else ""
+        )
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
+
+    @app.get("/logout", include_in_schema=False)
+    def sign_out_by_link() -> Response:
+        # A link or an image tag on another site must not sign anyone out: only the POST above does.
+        return RedirectResponse("/", status_code=303)
 
     services.metrics.client_count = lambda: sum(
         1 for c in Client.instances.values() if c.has_socket_connection

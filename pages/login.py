@@ -10,7 +10,7 @@ from components.forms import auth_card, error_banner, password_input, text_input
 from components.session import SessionGuard
 from nox_ui.app import Services
 from nox_ui.errors import NoxError
-from nox_ui.web import safe_next
+from nox_ui.web import browser_id, safe_next
 
 
 def register(services: Services, guard: SessionGuard) -> None:
@@ -22,6 +22,7 @@ def register(services: Services, guard: SessionGuard) -> None:
         if guard.principal_for(request) is not None:
             return RedirectResponse(target, status_code=303)
         ip = request.client.host if request.client else ""
+        browser = browser_id(request)
 
         async def submit() -> None:
             error.text = ""
@@ -36,7 +37,11 @@ def register(services: Services, guard: SessionGuard) -> None:
                 return
             finally:
                 button.props(remove="loading")
-            ticket = services.auth.issue_ticket(user)
+            try:
+                ticket = services.auth.issue_ticket(user, browser)
+            except NoxError as exc:
+                error.text = exc.message
+                return
             ui.navigate.to("/auth/complete?" + urlencode({"ticket": ticket, "next": target}))
 
         with auth_card("Sign in"):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,6 +73,16 @@ async def sign_in(user: User, username: str, password: str, next_path: str = "/"
     user.find(marker="username").type(username)
     user.find(marker="password").type(password).trigger("keydown.enter")
     await user.should_see(marker="user-menu", retries=50)
+
+
+async def sign_out(user: User) -> None:
+    """What the frame's Sign out does in a browser: POST its form (with the page's CSRF token) to /logout."""
+    form = user.find(marker="sign-out-form").elements.pop()
+    match = re.search(r'name="csrf" value="([^"]+)"', getattr(form, "content", ""))
+    assert match, "the page has no sign-out form"
+    response = await user.http_client.post("/logout", data={"csrf": match.group(1)})
+    assert response.status_code == 303, response.text
+    await user.open("/login")
 
 
 def stdin(text: str) -> io.StringIO:

@@ -154,12 +154,24 @@ def test_one_address_guessing_many_accounts_is_throttled(accounts: Services) -> 
 
 def test_sign_in_ticket_is_single_use(accounts: Services) -> None:
     user = accounts.auth.check_password("admin", ADMIN_PASSWORD)
-    ticket = accounts.auth.issue_ticket(user)
-    assert accounts.auth.resolve_session(accounts.auth.redeem_ticket(ticket)) is not None
+    ticket = accounts.auth.issue_ticket(user, "browser-a")
+    assert accounts.auth.resolve_session(accounts.auth.redeem_ticket(ticket, "browser-a")) is not None
     with pytest.raises(Unauthenticated):
-        accounts.auth.redeem_ticket(ticket)
+        accounts.auth.redeem_ticket(ticket, "browser-a")
     with pytest.raises(Unauthenticated):
-        accounts.auth.redeem_ticket("made-up")
+        accounts.auth.redeem_ticket("made-up", "browser-a")
+
+
+def test_a_sign_in_ticket_works_only_in_the_browser_that_signed_in(accounts: Services) -> None:
+    """Login CSRF: a ticket sent to someone else's browser signs nobody in, and is spent."""
+    user = accounts.auth.check_password("admin", ADMIN_PASSWORD)
+    ticket = accounts.auth.issue_ticket(user, "attacker's browser")
+    with pytest.raises(Unauthenticated, match="another browser"):
+        accounts.auth.redeem_ticket(ticket, "victim's browser")
+    with pytest.raises(Unauthenticated):
+        accounts.auth.redeem_ticket(ticket, "attacker's browser")
+    with pytest.raises(Unauthenticated):
+        accounts.auth.issue_ticket(user, "")
 
 
 def test_role_ladder() -> None:
@@ -188,8 +200,8 @@ def test_setup_token_is_one_time(services: Services) -> None:
     token = services.setup.token()
     assert token
     with pytest.raises(Forbidden):
-        services.setup.create_admin("wrong", "root", "first admin password")
-    services.setup.create_admin(token, "root", "first admin password")
+        services.setup.create_admin("wrong", "rosa", "first admin password")
+    services.setup.create_admin(token, "rosa", "first admin password")
     assert services.setup.token() is None
     from nox_ui.errors import NotFound
 

@@ -9,7 +9,7 @@ from nicegui.testing import User
 
 from nox_ui.app import Services
 from nox_ui.services.auth import SESSION_COOKIE
-from tests.conftest import ADMIN_PASSWORD, OPERATOR_PASSWORD, VIEWER_PASSWORD, sign_in
+from tests.conftest import ADMIN_PASSWORD, OPERATOR_PASSWORD, VIEWER_PASSWORD, sign_in, sign_out
 
 
 async def test_anonymous_visitor_is_sent_to_login_with_next(app_user: User) -> None:
@@ -54,7 +54,7 @@ async def test_sign_out_ends_the_session(app_user: User, accounts: Services) -> 
     await sign_in(app_user, "admin", ADMIN_PASSWORD)
     cookie = app_user.http_client.cookies.get(SESSION_COOKIE)
     assert accounts.auth.resolve_session(cookie) is not None
-    app_user.find(marker="sign-out").click()
+    await sign_out(app_user)
     await app_user.should_see(marker="sign-in", retries=30)
     assert accounts.auth.resolve_session(cookie) is None
     # The old cookie opens nothing any more.
@@ -122,16 +122,16 @@ async def test_first_run_setup_creates_the_admin_then_closes(user: User, service
     assert (await user.http_client.get("/setup")).status_code == 403
     assert (await user.http_client.get("/setup?token=wrong")).status_code == 403
     await user.open(f"/setup?token={token}")
-    user.find(marker="username").type("root")
+    user.find(marker="username").type("rosa")
     user.find(marker="password").type("first admin password")
     user.find(marker="confirm").type("first admin password")
     user.find(marker="create").click()
     await user.should_see(marker="sign-in", retries=50)
-    assert services.users.get_by_username("root").role == "admin"
+    assert services.users.get_by_username("rosa").role == "admin"
     assert (await user.http_client.get(f"/setup?token={token}")).status_code == 404
-    await sign_in(user, "root", "first admin password")
+    await sign_in(user, "rosa", "first admin password")
     await user.should_see(marker="cpu-value")
-    await user.should_see("root")
+    await user.should_see("rosa")
 
 
 async def test_setup_refuses_mismatched_passwords(user: User, services: Services) -> None:
@@ -139,7 +139,7 @@ async def test_setup_refuses_mismatched_passwords(user: User, services: Services
 
     mount_app(services)
     await user.open(f"/setup?token={services.setup.token()}")
-    user.find(marker="username").type("root")
+    user.find(marker="username").type("rosa")
     user.find(marker="password").type("first admin password")
     user.find(marker="confirm").type("another password!!")
     user.find(marker="create").click()
@@ -152,3 +152,38 @@ async def test_api_docs_are_served_under_api_v1(app_user: User) -> None:
     response = await app_user.http_client.get("/api/v1/openapi.json")
     assert response.status_code == 200
     assert "/auth/token" in response.json()["paths"]
+
+
+async def test_a_link_or_a_forged_form_signs_nobody_out(app_user: User, accounts: Services) -> None:
+    """GET /logout (an image tag on any site) and a POST without this page's token change nothing."""
+    await sign_in(app_user, "admin", ADMIN_PASSWORD)
+    cookie = app_user.http_client.cookies.get(SESSION_COOKIE)
+    client = app_user.http_client
+    assert (await client.get("/logout", follow_redirects=False)).status_code == 303
+    forged = [
+        await client.post("/logout", data={}),
+        await client.post("/logout", data={"csrf": "guessed"}),
+        await client.post("/logout", data={"csrf": accounts.auth.sign_out_token("another session")}),
+    ]
+    assert [r.status_code for r in forged] == [403, 403, 403]
+    assert "Sign-out refused" in forged[0].text
+    # Another site's form with the right token (as if stolen) is refused by its Origin.
+    token = accounts.auth.sign_out_token(cookie or "")
+    cross_site = await client.post(
+        "/logout", data={"csrf": token}, headers={"Origin": "https://evil.example"}
+    )
+    assert cross_site.status_code == 403
+    assert accounts.auth.resolve_session(cookie) is not None
+    assert app_user.http_client.cookies.get(SESSION_COOKIE) == cookie
+
+
+async def test_the_sign_in_link_of_another_browser_signs_nobody_in(
+    app_user: User, accounts: Services
+) -> None:
+    """Login CSRF: a ticket issued to one browser, opened in another, is refused."""
+    user = accounts.users.get_by_username("admin")
+    ticket = accounts.auth.issue_ticket(user, "the attacker's browser id")
+    response = await app_user.http_client.get(f"/auth/complete?ticket={ticket}", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?expired=1"
+    assert SESSION_COOKIE not in response.cookies

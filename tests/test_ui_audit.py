@@ -14,7 +14,7 @@ from nicegui.testing import User
 from sqlalchemy import text
 
 from nox_ui.app import Services
-from tests.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, sign_in
+from tests.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, sign_in, sign_out
 
 
 async def until(check: Callable[[], Any], timeout: float = 5.0) -> None:
@@ -33,7 +33,7 @@ def table_of(user: User) -> ui.table:
 
 async def test_admin_sees_sign_in_events_and_filters_them(app_user: User, accounts: Services) -> None:
     await sign_in(app_user, "victor", VIEWER_PASSWORD)
-    await app_user.open("/logout")
+    await sign_out(app_user)
     await sign_in(app_user, "admin", ADMIN_PASSWORD)
     await app_user.should_see("Audit log")  # in the nav drawer
     await app_user.open("/admin/audit")
@@ -92,7 +92,7 @@ async def test_viewer_gets_403_on_the_audit_page_and_the_refusal_is_audited(
 
 async def test_sign_out_is_audited(app_user: User, accounts: Services) -> None:
     await sign_in(app_user, "victor", VIEWER_PASSWORD)
-    app_user.find(marker="sign-out").click()
+    await sign_out(app_user)
     await app_user.should_see(marker="sign-in", retries=30)
     event = accounts.audit.query(action="auth.logout").events[0]
     assert (event.actor_name, event.outcome) == ("victor", "success")

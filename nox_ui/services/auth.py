@@ -4,6 +4,7 @@ one-hour password-grant tokens of POST /auth/token and the personal access token
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import threading
 import time
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from loguru import logger
 from sqlmodel import select
 
+from nox_ui.crypto import sign
 from nox_ui.db import Database
 from nox_ui.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unauthenticated
 from nox_ui.models import ApiToken, LoginSession, User, utcnow
@@ -36,6 +38,7 @@ ROLE_SCOPES: dict[Role, frozenset[str]] = {
     Role.ADMIN: ALL_SCOPES,
 }
 TOKEN_CACHE_SECONDS = 5.0
+SIGN_OUT_CONTEXT = b"nox-ui sign-out form v1"
 # POST /auth/token names its tokens so; the name is reserved, which is how the two kinds are told apart.
 PASSWORD_GRANT_NAME = "password grant"
 MAX_TOKEN_NAME = 128
@@ -163,17 +166,19 @@ class AuthService:
         users: UserService,
         audit: AuditService,
         *,
+        secret_key: str,
         sessions: SessionPolicy | None = None,
         login: LoginPolicy | None = None,
     ) -> None:
         self.db = db
+        self.secret_key = secret_key
         self.audit = audit
         self.users = users
         self.session_policy = sessions or SessionPolicy()
         self.login_policy = login or LoginPolicy()
         self._limiter = Limiter("moving-window")
         self._verifying = threading.BoundedSemaphore(VERIFY_CONCURRENCY)
-        self._tickets: dict[str, tuple[int, float]] = {}
+        self._tickets: dict[str, tuple[int, float, str]] = {}
         self._tickets_lock = threading.Lock()
         # token hash -> (valid until, monotonic; principal): API clients polling every second would
         # otherwise cost a database read per request. Emptied whenever credentials end.
@@ -272,22 +277,39 @@ class AuthService:
 
     # -- browser sessions --------------------------------------------------------------------------
 
-    def issue_ticket(self, user: User) -> str:
-        """A single-use, 60-second ticket that the browser trades for a session cookie over HTTP."""
+    def issue_ticket(self, user: User, browser: str) -> str:
+        """A single-use, 60-second ticket that the browser trades for a session cookie over HTTP.
+
+        `browser` identifies the browser that signed in (the id in its signed NiceGUI session cookie):
+        only that browser may redeem the ticket, so nobody can send a victim a link that signs them in
+        to the sender's account (login CSRF)."""
         assert user.id is not None
+        if not browser:
+            raise Unauthenticated("this browser sent no session; enable cookies and sign in again")
         ticket = secrets.token_urlsafe(32)
         now = time.monotonic()
         with self._tickets_lock:
             self._tickets = {k: v for k, v in self._tickets.items() if v[1] > now}
-            self._tickets[hash_secret(ticket)] = (user.id, now + 60)
+            self._tickets[hash_secret(ticket)] = (user.id, now + 60, hash_secret(browser))
         return ticket
 
-    def redeem_ticket(self, ticket: str, ip: str = "", user_agent: str = "") -> str:
+    def redeem_ticket(self, ticket: str, browser: str, ip: str = "", user_agent: str = "") -> str:
         with self._tickets_lock:
             entry = self._tickets.pop(hash_secret(ticket), None)
         if entry is None or entry[1] < time.monotonic():
             raise Unauthenticated("sign-in link expired; please sign in again")
+        if not hmac.compare_digest(entry[2], hash_secret(browser)):
+            logger.warning("a sign-in ticket was brought by another browser than the one that signed in")
+            raise Unauthenticated("this sign-in link belongs to another browser; please sign in here")
         return self.start_session(entry[0], ip=ip, user_agent=user_agent)
+
+    def sign_out_token(self, session_cookie: str) -> str:
+        """The CSRF token of the sign-out form: an HMAC of the session under the panel's key, so only a
+        page of this session can produce it (nothing is stored)."""
+        return sign(self.secret_key, SIGN_OUT_CONTEXT, hash_secret(session_cookie).encode())
+
+    def check_sign_out_token(self, session_cookie: str, token: str) -> bool:
+        return bool(session_cookie) and hmac.compare_digest(self.sign_out_token(session_cookie), token)
 
     def start_session(self, user_id: int, *, ip: str = "", user_agent: str = "") -> str:
         """Create a new session (a fresh identifier at every sign-in) and return its cookie value."""

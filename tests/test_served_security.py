@@ -15,6 +15,7 @@ import pytest
 from tests.test_browser import PROJECT_ROOT, _free_port, _wait_until_serving, start_serve
 
 PASSWORD = "served-security-admin-1"
+NOX_UI = [sys.executable, "-m", "nox_ui"]
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +23,17 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subp
     root = tmp_path_factory.mktemp("nox-served")
     data_dir = root / "data"
     subprocess.run(
-        [sys.executable, "-m", "nox_ui", "--data-dir", str(data_dir), "users", "create", "admin"]
-        + ["--role", "admin", "--password-stdin"],
+        [
+            *NOX_UI,
+            "--data-dir",
+            str(data_dir),
+            "users",
+            "create",
+            "admin",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
         input=PASSWORD.encode(),
         cwd=PROJECT_ROOT,
         check=True,

@@ -159,7 +159,8 @@ def test_a_refused_service_action_is_audited_as_denied(accounts: Services) -> No
 
 
 def test_process_signals_are_audited(services: Services) -> None:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # A session of its own: the panel (here pytest) refuses to signal its own process group.
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
     try:
         operator = Principal(user_id=2, username="olga", role=Role.OPERATOR)
         with pytest.raises(Forbidden):

@@ -11,7 +11,7 @@ from nicegui.events import GenericEventArguments
 
 from components.format import format_bytes
 from components.frame import frame
-from components.session import SessionGuard
+from components.session import SessionGuard, client_ip
 from components.theme import card
 from nox_ui.app import Services
 from nox_ui.errors import NoxError
@@ -52,12 +52,15 @@ _CSS = """
 .nox-code { background: rgba(100, 116, 139, .12); }
 """
 
-# The command line cell: truncated by CSS, the whole line in a tooltip; kernel threads as [name].
+# The command line cell: truncated by CSS, the whole line in a tooltip; kernel threads as [name];
+# for a viewer, the executable name with a note that the arguments are withheld.
 _CMDLINE_SLOT = r"""
 <q-td :props="props">
-  <div v-if="props.row.cmdline">{{ props.row.cmdline }}</div>
+  <div v-if="props.row.cmdline_hidden">{{ props.row.cmdline }}
+    <span class="nox-muted text-caption">· arguments hidden</span></div>
+  <div v-else-if="props.row.cmdline">{{ props.row.cmdline }}</div>
   <div v-else class="nox-muted">[{{ props.row.name }}]</div>
-  <q-tooltip v-if="props.row.cmdline" max-width="40rem" anchor="bottom left" self="top left"
+  <q-tooltip v-if="props.row.cmdline && !props.row.cmdline_hidden" max-width="40rem" anchor="bottom left" self="top left"
              class="text-body2 nox-break">{{ props.row.cmdline }}</q-tooltip>
 </q-td>
 """
@@ -88,6 +91,7 @@ def row_of(info: ProcessInfo) -> dict[str, Any]:
         "threads": DASH if info.num_threads is None else info.num_threads,
         "start": _started(info.create_time),
         "cmdline": info.cmdline[:_CMDLINE_MAX],
+        "cmdline_hidden": info.cmdline_hidden,
         "create_time": info.create_time,
     }
 
@@ -100,6 +104,8 @@ def register(services: Services, guard: SessionGuard) -> None:
     @guard.page("/processes", title="Processes")
     async def processes_page(principal: Principal) -> None:
         may_signal = principal.role.allows(Role.OPERATOR)
+        # The service decides what the listing holds; this only picks the words around it.
+        sees_cmdline = services.processes.shows_cmdline(principal)
         # The open details: its pid, and the value labels that each refresh updates in place.
         state: dict[str, Any] = {"details_pid": None, "labels": None}
         lock = asyncio.Lock()  # timer ticks, sorting, paging and typing must not interleave
@@ -114,6 +120,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                 async def fetch(number: int) -> ProcessPage | None:
                     return await run.io_bound(
                         services.processes.list,
+                        principal,
                         sort=pagination.get("sortBy") or "cpu",
                         q=query,
                         limit=rows_per_page,
@@ -163,7 +170,9 @@ def register(services: Services, guard: SessionGuard) -> None:
         async def show_details(pid: int, *, opening: bool = False) -> None:
             state["details_pid"] = pid
             try:
-                details: ProcessDetails | None = await run.io_bound(services.processes.details, pid)
+                details: ProcessDetails | None = await run.io_bound(
+                    services.processes.details, principal, pid
+                )
             except NoxError:
                 details = None
             if details_body.is_deleted:
@@ -205,7 +214,12 @@ def register(services: Services, guard: SessionGuard) -> None:
                 ),
                 ("Executable", optional(details.exe)),
                 ("Working dir", optional(details.cwd)),
-                ("Command line", info.cmdline or f"[{info.name}]"),
+                (
+                    "Command line",
+                    f"{info.cmdline} · arguments are shown to operators and admins"
+                    if info.cmdline_hidden
+                    else info.cmdline or f"[{info.name}]",
+                ),
             ]
 
         def render_details(pid: int, details: ProcessDetails | None) -> dict[str, ui.label] | None:
@@ -271,7 +285,12 @@ def register(services: Services, guard: SessionGuard) -> None:
                 return
             try:
                 await run.io_bound(
-                    services.processes.signal, actor, info.pid, signal, create_time=info.create_time
+                    services.processes.signal,
+                    actor,
+                    info.pid,
+                    signal,
+                    create_time=info.create_time,
+                    ip=client_ip(),
                 )
             except NoxError as exc:
                 ui.notify(_message(exc), type="negative")
@@ -293,7 +312,12 @@ def register(services: Services, guard: SessionGuard) -> None:
                     .tooltip(f"Refresh every {REFRESH_SECONDS:g} s")
                 )
                 search = (
-                    ui.input("Filter: name, user, command line or PID", on_change=on_search)
+                    ui.input(
+                        "Filter: name, user, command line or PID"
+                        if sees_cmdline
+                        else "Filter: name, user or PID",
+                        on_change=on_search,
+                    )
                     .props("outlined dense clearable debounce=300 autocomplete=off")
                     .classes("w-80 max-w-full")
                     .mark("process-search")
@@ -321,9 +345,12 @@ def register(services: Services, guard: SessionGuard) -> None:
                 table.on("request", on_request, ["pagination"])
                 table.on("rowClick", on_row_click, [[], ["pid"], None])
             if not may_signal:
-                ui.label("Viewers see processes; operators and admins can also terminate them.").classes(
-                    "text-caption nox-muted"
-                )
+                ui.label(
+                    "Viewers see processes; operators and admins can also terminate them."
+                    if sees_cmdline
+                    else "Viewers see processes and their executables; operators and admins also see "
+                    "command lines (they may hold passwords) and can terminate processes."
+                ).classes("text-caption nox-muted")
 
         dialog_host = ui.element("div")  # confirmation dialogs live here, not in the refreshed details
         with ui.dialog().props("position=right") as details_dialog:

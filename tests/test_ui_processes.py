@@ -1,8 +1,11 @@
-"""The process view through NiceGUI's simulated user, with a real child process to find and stop."""
+"""The process view through NiceGUI's simulated user, with a real child process to find and stop.
+
+The child starts in a session of its own: the panel refuses to signal its own process group."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import uuid
@@ -15,13 +18,18 @@ from nicegui.testing import User
 
 import pages.processes
 from nox_ui.app import Services
+from nox_ui.roles import Principal, Role
 from tests.conftest import OPERATOR_PASSWORD, VIEWER_PASSWORD, sign_in
 
 
 @pytest.fixture
 def child() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A sleeper whose command line ends with a fake password, the marker to search for."""
     marker = f"nox-ui-test-{uuid.uuid4().hex}"
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)", marker])
+    process = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(300)", f"--password={marker}"],
+        start_new_session=True,
+    )
     try:
         yield process, marker
     finally:
@@ -46,8 +54,8 @@ def table_of(user: User) -> ui.table:
     return table
 
 
-async def find_child(user: User, pid: int, marker: str) -> ui.table:
-    user.find(marker="process-search").type(marker)
+async def find_child(user: User, pid: int, query: str) -> ui.table:
+    user.find(marker="process-search").type(query)
     table = table_of(user)
     await until(lambda: [row["pid"] for row in table.rows] == [pid])
     return table
@@ -59,22 +67,77 @@ async def open_details(user: User, table: ui.table, pid: int) -> None:
     await user.should_see("Parent PID", retries=30)
 
 
-async def test_viewer_finds_the_child_and_sees_no_terminate_button(
+def shown_text(user: User) -> str:
+    """Every text and row value of the page as the browser gets it."""
+    assert user.client is not None
+    parts: list[str] = []
+    for element in user.client.elements.values():
+        parts.append(str(element._props))
+        parts.append(str(getattr(element, "text", "")))
+        if isinstance(element, ui.table):
+            parts.append(json.dumps(element.rows))
+    return "\n".join(parts)
+
+
+async def test_viewer_sees_the_executable_not_the_arguments_and_no_terminate_button(
     app_user: User, child: tuple[subprocess.Popen[bytes], str]
 ) -> None:
     process, marker = child
     await sign_in(app_user, "victor", VIEWER_PASSWORD, next_path="/processes")
     await app_user.should_see("Processes")
-    table = await find_child(app_user, process.pid, marker)
-    row = table.rows[0]
-    assert row["cmdline"].endswith(marker)
+    await app_user.should_see("operators and admins also see command lines")
+    table = await find_child(app_user, process.pid, str(process.pid))
+    (row,) = table.rows
+    assert row["cmdline"] == row["name"] and row["name"].startswith("python")
+    assert row["cmdline_hidden"] is True
     assert row["rss"].endswith(("KiB", "MiB"))
-    assert table.pagination["rowsNumber"] == 1
     await open_details(app_user, table, process.pid)
     await app_user.should_see(f"pid {process.pid}")
+    await app_user.should_see("arguments are shown to operators and admins")
     await app_user.should_not_see(marker="terminate")
     await app_user.should_not_see(marker="kill")
+    assert marker not in shown_text(app_user)
     assert process.poll() is None
+
+
+async def test_a_viewers_search_does_not_match_hidden_arguments(
+    app_user: User, child: tuple[subprocess.Popen[bytes], str]
+) -> None:
+    _, marker = child
+    await sign_in(app_user, "victor", VIEWER_PASSWORD, next_path="/processes")
+    table = table_of(app_user)
+    await until(lambda: table.rows)
+    app_user.find(marker="process-search").type(marker)
+    await until(lambda: table.pagination.get("rowsNumber") == 0 and not table.rows)
+    await app_user.should_see(f"0 matching “{marker}”")
+
+
+async def test_operator_sees_the_command_line(
+    app_user: User, child: tuple[subprocess.Popen[bytes], str]
+) -> None:
+    process, marker = child
+    await sign_in(app_user, "olga", OPERATOR_PASSWORD, next_path="/processes")
+    table = await find_child(app_user, process.pid, marker)
+    assert table.rows[0]["cmdline"].endswith(f"--password={marker}")
+    assert table.rows[0]["cmdline_hidden"] is False
+    await open_details(app_user, table, process.pid)
+    await app_user.should_see(f"--password={marker}")
+
+
+async def test_a_viewer_sees_the_command_line_once_an_admin_allows_it(
+    app_user: User, accounts: Services, child: tuple[subprocess.Popen[bytes], str]
+) -> None:
+    process, marker = child
+    admin = accounts.users.get_by_username("admin")
+    accounts.config.update(
+        Principal(user_id=admin.id or 0, username="admin", role=Role.ADMIN),
+        {"process_cmdline_for_viewers": True},
+    )
+    await sign_in(app_user, "victor", VIEWER_PASSWORD, next_path="/processes")
+    table = await find_child(app_user, process.pid, marker)
+    assert table.rows[0]["cmdline"].endswith(f"--password={marker}")
+    await open_details(app_user, table, process.pid)
+    await app_user.should_see(f"--password={marker}")
 
 
 async def test_sorting_and_paging_are_requested_from_the_service(app_user: User) -> None:
@@ -83,15 +146,18 @@ async def test_sorting_and_paging_are_requested_from_the_service(app_user: User)
     await until(lambda: table.rows)
     request = {"sortBy": "pid", "descending": False, "page": 2, "rowsPerPage": 25}
     app_user.find(marker="process-table").trigger("request", {"pagination": request})
-    await until(lambda: table.pagination.get("sortBy") == "pid" and table.pagination.get("page") in (1, 2))
-    pids = [row["pid"] for row in table.rows]
-    assert pids == sorted(pids)
-    assert len(pids) <= 25
-    assert table.pagination["rowsNumber"] >= len(pids)
+
+    def pids() -> list[int]:
+        return [row["pid"] for row in table.rows]
+
+    # The pagination changes at once; the rows only when the service has answered.
+    await until(lambda: table.rows and len(pids()) <= 25 and pids() == sorted(pids()))
+    assert table.pagination.get("sortBy") == "pid" and table.pagination.get("page") in (1, 2)
+    assert table.pagination["rowsNumber"] >= len(pids())
 
 
 async def test_operator_terminates_the_child_through_the_confirm_dialog(
-    app_user: User, child: tuple[subprocess.Popen[bytes], str]
+    app_user: User, accounts: Services, child: tuple[subprocess.Popen[bytes], str]
 ) -> None:
     process, marker = child
     await sign_in(app_user, "olga", OPERATOR_PASSWORD, next_path="/processes")
@@ -103,6 +169,9 @@ async def test_operator_terminates_the_child_through_the_confirm_dialog(
     app_user.find(marker="confirm-signal").click()
     await app_user.should_see(f"Sent TERM to process {process.pid}", retries=50)
     assert await asyncio.to_thread(process.wait, 5) == -15
+    (event,) = accounts.audit.query(action="process.signal").events
+    assert (event.actor_name, event.outcome, event.target_id) == ("olga", "success", str(process.pid))
+    assert event.source_ip == "127.0.0.1"  # the simulated browser's address, as the page saw it
 
 
 async def test_signalling_a_process_that_has_exited_says_so(

@@ -1,5 +1,10 @@
 """The host's processes: list (filtered, sorted, paged), details, and TERM/KILL. UI-free, psutil-based.
 
+The one place for the rules the API and the page share: who sees full command lines (operators and
+admins; viewers only when `process_cmdline_for_viewers` is on, since command lines often hold
+passwords), and which ids may never be signalled (init, the panel itself, its threads, its parent and
+its process group, and any id that is a thread rather than a process).
+
 Nothing here runs in the background: a listing is taken only when someone looks (the processes page
 or the API). CPU % needs two readings of a process's CPU times, so the `psutil.Process` objects
 are kept between listings (a private cache, not psutil's shared `process_iter` one, so another
@@ -22,6 +27,7 @@ from loguru import logger
 
 from nox_ui.errors import Forbidden, Invalid, NotFound
 from nox_ui.roles import Principal, Role, authorize
+from nox_ui.runtime_settings import RuntimeSettings
 from nox_ui.services.audit import AuditService
 
 SIGNALS: dict[str, signals.Signals] = {"TERM": signals.SIGTERM, "KILL": signals.SIGKILL}
@@ -57,6 +63,7 @@ class ProcessInfo:
     num_threads: int | None
     create_time: float | None  # unix time
     cmdline: str  # arguments joined by spaces; "" for kernel threads, zombies or when denied
+    cmdline_hidden: bool = False  # True when `cmdline` holds only the executable name (a viewer's view)
 
 
 @dataclass(frozen=True)
@@ -96,9 +103,22 @@ SORT_KEYS: dict[str, Callable[[ProcessInfo], Any]] = {
 }
 
 
+class Refused(Invalid):
+    """A signal the safety rules refuse (not a bad request): audited as "denied", answered with 422."""
+
+    def __init__(self, message: str, rule: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
 class ProcessService:
-    def __init__(self, audit: AuditService | None = None) -> None:
+    def __init__(
+        self,
+        audit: AuditService | None = None,
+        settings: Callable[[], RuntimeSettings] | None = None,
+    ) -> None:
         self.audit = audit
+        self._settings = settings
         self._lock = threading.Lock()
         self._procs: dict[int, psutil.Process] = {}
         self._last_cpu: dict[int, float | None] = {}
@@ -107,9 +127,24 @@ class ProcessService:
 
     # -- reading --------------------------------------------------------------------------------
 
+    def shows_cmdline(self, requester: Principal) -> bool:
+        """Whether `requester` may read full command lines (viewers only when an admin allowed it)."""
+        if requester.role.allows(Role.OPERATOR):
+            return True
+        return self._settings is not None and self._settings().process_cmdline_for_viewers
+
     def list(
-        self, sort: str = "cpu", q: str = "", limit: int = 50, offset: int = 0, descending: bool = True
+        self,
+        requester: Principal,
+        sort: str = "cpu",
+        q: str = "",
+        limit: int = 50,
+        offset: int = 0,
+        descending: bool = True,
     ) -> ProcessPage:
+        """`q` matches pid, name, user and the command line as `requester` may see it: a viewer's
+        search never matches hidden arguments, or its hit count would reveal them."""
+        authorize(requester, Role.VIEWER)
         key = SORT_KEYS.get(sort)
         if key is None:
             raise Invalid(f"unknown sort key {sort!r} (choose one of: {', '.join(SORT_KEYS)})")
@@ -118,11 +153,15 @@ class ProcessService:
         if offset < 0:
             raise Invalid("offset must be 0 or more")
         needle = q.strip().casefold()
-        matches = [info for info in self._snapshot() if _matches(info, needle)]
+        infos = self._snapshot()
+        if not self.shows_cmdline(requester):
+            infos = [_without_arguments(info) for info in infos]
+        matches = [info for info in infos if _matches(info, needle)]
         matches.sort(key=key, reverse=descending)
         return ProcessPage(total=len(matches), items=matches[offset : offset + limit])
 
-    def details(self, pid: int) -> ProcessDetails:
+    def details(self, requester: Principal, pid: int) -> ProcessDetails:
+        authorize(requester, Role.VIEWER)
         try:
             proc = psutil.Process(pid)
         except (psutil.NoSuchProcess, ValueError):  # ValueError: pid < 0
@@ -145,6 +184,8 @@ class ProcessService:
                 exe = _permitted(proc.exe) or None
         except psutil.NoSuchProcess:
             raise NotFound(f"process {pid} no longer exists") from None
+        if not self.shows_cmdline(requester):
+            info = _without_arguments(info)
         return ProcessDetails(
             info=info,
             ppid=ppid,
@@ -190,12 +231,19 @@ class ProcessService:
     # -- acting ---------------------------------------------------------------------------------
 
     def signal(
-        self, actor: Principal, pid: int, name: str, *, create_time: float | None = None
+        self,
+        actor: Principal,
+        pid: int,
+        name: str,
+        *,
+        create_time: float | None = None,
+        ip: str = "",
     ) -> ProcessInfo:
         """Send TERM or KILL to a process (operator+). Returns the process as it was just before.
 
         `create_time`, when given, must match the process's start time: a page that was opened a
-        while ago then cannot signal a different process that has since reused the pid."""
+        while ago then cannot signal a different process that has since reused the pid. `ip` is the
+        caller's address, for the audit event."""
         signal_name = name.strip().upper()
         process_name = ""
         try:
@@ -203,33 +251,38 @@ class ProcessService:
             if signal_name not in SIGNALS:
                 raise Invalid(f"unknown signal {name!r} (choose one of: {', '.join(SIGNALS)})")
             if pid <= 0:
-                raise Invalid(f"refusing to signal pid {pid}: not a single process")
-            if pid == 1:
-                raise Invalid("refusing to signal pid 1: it is the system's init process")
-            if pid == os.getpid():
-                raise Invalid(f"refusing to signal pid {pid}: it is this panel's own process")
+                # kill(2) reads 0 and -1 as "the caller's group" and "every process": never an id here
+                raise Refused(f"refusing to signal pid {pid}: not a single process", "not-a-process")
             try:
+                # Taken before the checks: send_signal compares this start time again, so an id
+                # reused after the checks is not signalled.
                 proc = psutil.Process(pid)
+                process_name = _permitted(proc.name) or ""
+                _refuse_protected(pid)
                 with proc.oneshot():
-                    process_name = proc.name()
                     if create_time is not None and abs(proc.create_time() - create_time) > 0.01:
                         raise psutil.NoSuchProcess(pid)  # the pid now belongs to another process
                     info = _info(pid, proc.as_dict(_ATTRS, ad_value=None))
-                proc.send_signal(SIGNALS[signal_name])  # psutil re-checks the pid was not reused
+                proc.send_signal(SIGNALS[signal_name])
             except psutil.AccessDenied:
                 raise Forbidden(
                     f"not permitted to signal process {pid} ({process_name or '?'}); "
                     f"the panel runs as {self._panel_user()}"
                 ) from None
-            except psutil.NoSuchProcess:
+            except (psutil.NoSuchProcess, ProcessLookupError):
                 raise NotFound(f"process {pid} no longer exists") from None
         except Forbidden as exc:
-            self._record_signal(actor, pid, process_name, signal_name or name, "denied", exc.message)
+            self._record_signal(actor, pid, process_name, signal_name or name, "denied", exc.message, ip=ip)
+            raise
+        except Refused as exc:
+            self._record_signal(
+                actor, pid, process_name, signal_name, "denied", exc.message, rule=exc.rule, ip=ip
+            )
             raise
         except (Invalid, NotFound) as exc:
-            self._record_signal(actor, pid, process_name, signal_name or name, "failure", exc.message)
+            self._record_signal(actor, pid, process_name, signal_name or name, "failure", exc.message, ip=ip)
             raise
-        self._record_signal(actor, pid, process_name, signal_name, "success", None)
+        self._record_signal(actor, pid, process_name, signal_name, "success", None, ip=ip)
         return info
 
     def _record_signal(
@@ -240,16 +293,21 @@ class ProcessService:
         signal: str,
         outcome: str,
         error: str | None,
+        *,
+        rule: str | None = None,
+        ip: str = "",
     ) -> None:
-        """The one place every signal attempt passes: outcome is "success", "failure" or "denied"."""
+        """The one place every signal attempt passes: outcome is "success", "failure" or "denied"
+        (the role, the OS, or a safety `rule` refused it)."""
         log = logger.info if outcome == "success" else logger.warning
         log(
-            "process signal {} to pid {} ({}) by {} ({}): {}{}",
+            "process signal {} to pid {} ({}) by {} ({}) from {}: {}{}",
             signal,
             pid,
             process_name or "?",
             actor.username,
             actor.role.value,
+            ip or "?",
             outcome,
             f": {error}" if error else "",
         )
@@ -257,6 +315,8 @@ class ProcessService:
             details: dict[str, Any] = {"signal": signal}
             if error:
                 details["error"] = error
+            if rule:
+                details["rule"] = rule
             self.audit.record_now(
                 actor=actor,
                 action="process.signal",
@@ -265,6 +325,7 @@ class ProcessService:
                 target_id=pid,
                 target_label=process_name,
                 details=details,
+                ip=ip,
             )
 
     def _panel_user(self) -> str:
@@ -293,6 +354,66 @@ def _info(pid: int, data: dict[str, Any]) -> ProcessInfo:
         create_time=data.get("create_time"),
         cmdline=" ".join(cmdline) if isinstance(cmdline, list) else "",
     )
+
+
+def _refuse_protected(pid: int) -> None:
+    """Raise Refused for an id whose signal could stop the host or the panel, or that is no process."""
+    panel = os.getpid()
+    if pid == 1:
+        raise Refused("refusing to signal pid 1: it is the system's init process", "init")
+    if pid == panel:
+        raise Refused(f"refusing to signal pid {pid}: it is this panel's own process", "panel")
+    owner = _thread_group(pid)
+    # A signal to any thread id reaches its whole process: to one of ours, it would stop the panel.
+    if owner == panel or pid in _panel_threads():
+        raise Refused(f"refusing to signal {pid}: it is a thread of this panel's own process", "panel-thread")
+    if owner is not None and owner != pid:
+        raise Refused(
+            f"refusing to signal {pid}: it is a thread of process {owner}, not a process "
+            f"(signal process {owner} itself if that is what you mean)",
+            "thread",
+        )
+    if pid not in psutil.pids():  # where /proc gives no Tgid: only listed ids are processes
+        raise NotFound(f"process {pid} no longer exists")
+    if pid == os.getppid():
+        raise Refused(f"refusing to signal pid {pid}: it is this panel's parent process", "panel-parent")
+    if hasattr(os, "getpgid"):
+        try:
+            group: int | None = os.getpgid(pid)
+        except PermissionError:  # in another session, so not in our group
+            group = None
+        if group == os.getpgrp():
+            raise Refused(
+                f"refusing to signal pid {pid}: it is in this panel's own process group ({group}), "
+                "so stopping it may stop the panel",
+                "panel-group",
+            )
+
+
+def _thread_group(task_id: int) -> int | None:
+    """The process (Tgid) a Linux task id belongs to; None when /proc does not know the id."""
+    try:
+        with open(f"/proc/{task_id}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _panel_threads() -> set[int]:
+    try:
+        return {thread.id for thread in psutil.Process().threads()}
+    except psutil.Error:
+        return set()
+
+
+def _without_arguments(info: ProcessInfo) -> ProcessInfo:
+    """A viewer's view: the executable name in place of the command line, which may hold secrets."""
+    if not info.cmdline:
+        return info
+    return replace(info, cmdline=info.name, cmdline_hidden=True)
 
 
 def _matches(info: ProcessInfo, needle: str) -> bool:

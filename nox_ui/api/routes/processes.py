@@ -3,10 +3,10 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from nox_ui.api.deps import get_services, require_role
+from nox_ui.api.deps import client_ip, get_services, require_role
 from nox_ui.app import Services
 from nox_ui.roles import Principal, Role
 from nox_ui.services.processes import ProcessInfo
@@ -24,7 +24,11 @@ class ProcessOut(BaseModel):
     status: str
     num_threads: int | None
     create_time: float | None = Field(description="start time, unix seconds")
-    cmdline: str
+    cmdline: str = Field(
+        description="the full command line for operators and admins; for viewers only the executable "
+        "name (unless the process_cmdline_for_viewers setting is on)"
+    )
+    cmdline_hidden: bool = Field(description="true when cmdline holds only the executable name")
 
     @classmethod
     def of(cls, info: ProcessInfo) -> ProcessOut:
@@ -52,12 +56,15 @@ def list_processes(
     limit: int = 50,
     offset: int = 0,
     order: Literal["asc", "desc"] = "desc",
-    _viewer: Principal = Depends(require_role(Role.VIEWER)),
+    viewer: Principal = Depends(require_role(Role.VIEWER)),
     services: Services = Depends(get_services),
 ) -> ProcessListOut:
     """Sort by pid, name, user, cpu, memory, rss, threads or start. `q` matches name, user or
-    command line (case-insensitive) or an exact pid. `limit` is 1 to 1000."""
-    page = services.processes.list(sort=sort, q=q, limit=limit, offset=offset, descending=order == "desc")
+    command line (case-insensitive) or an exact pid. `limit` is 1 to 1000. Viewers see (and `q`
+    matches) only the executable name in place of the command line, unless an admin allowed more."""
+    page = services.processes.list(
+        viewer, sort=sort, q=q, limit=limit, offset=offset, descending=order == "desc"
+    )
     return ProcessListOut(total=page.total, items=[ProcessOut.of(info) for info in page.items])
 
 
@@ -67,10 +74,14 @@ def list_processes(
 def signal_process(
     pid: int,
     body: SignalIn,
+    request: Request,
     operator: Principal = Depends(require_role(Role.OPERATOR)),
     services: Services = Depends(get_services),
 ) -> ProcessOut:
     """Answers with the process as it was just before the signal. 404 when it no longer exists,
-    403 when the panel's OS user may not signal it, 422 for another signal, pid 1 or the panel."""
-    info = services.processes.signal(operator, pid, body.signal, create_time=body.create_time)
+    403 when the panel's OS user may not signal it, 422 for another signal and for ids that are
+    refused: pid 1, the panel, its threads, its parent, its process group, or a thread id."""
+    info = services.processes.signal(
+        operator, pid, body.signal, create_time=body.create_time, ip=client_ip(request)
+    )
     return ProcessOut.of(info)

@@ -22,6 +22,25 @@ USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 MAX_EMAIL = 254
 MAX_DISPLAY_NAME = 128
+# Names that read as the panel or the host acting, not a person: the audit log shows "system" for
+# the panel's own actions, so an account of that name could pass its acts off as the panel's.
+RESERVED_USERNAMES = frozenset(
+    {
+        "system",
+        "root",
+        "nox",
+        "nox-ui",
+        "nox_ui",
+        "nox.ui",
+        "noxui",
+        "anonymous",
+        "unknown",
+        "setup",
+        "cli",
+        "daemon",
+        "nobody",
+    }
+)
 
 # Called with the ids of users whose sessions were just ended, so open pages can be closed at once.
 SessionsEndedListener = Callable[[set[int]], None]
@@ -29,6 +48,21 @@ SessionsEndedListener = Callable[[set[int]], None]
 
 def username_key(username: str) -> str:
     return username.strip().casefold()
+
+
+def clean_username(username: str) -> str:
+    """The one check of a new account's name: its shape, and not a name reserved for system actors."""
+    username = username.strip()
+    if not USERNAME_RE.match(username):
+        raise Invalid(
+            "invalid username: use 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit"
+        )
+    if username_key(username) in RESERVED_USERNAMES:
+        raise Invalid(
+            f"the username {username!r} is reserved: it would read as the system, not a person, "
+            "in the audit log; choose another"
+        )
+    return username
 
 
 def clean_email(email: str) -> str:
@@ -125,11 +159,7 @@ class UserService:
         """Create an account. `actor=None` means the local operator (CLI, first-run setup)."""
         if actor is not None:
             self._authorize(actor, Role.ADMIN, "user.create", username.strip(), ip)
-        username = username.strip()
-        if not USERNAME_RE.match(username):
-            raise Invalid(
-                "invalid username: use 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit"
-            )
+        username = clean_username(username)
         role = Role.parse(role) if isinstance(role, str) else role
         display_name = clean_display_name(display_name)
         email = clean_email(email)

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from nox_ui.security_headers import SecurityHeaders
+
 
 def _reply(status: int, detail: str, extra: list[tuple[bytes, bytes]] | None = None) -> list[Message]:
     body = json.dumps({"detail": detail}).encode()
@@ -111,6 +113,9 @@ def TrustedProxies(app: ASGIApp, trusted: list[str]) -> ASGIApp:  # noqa: N802  
     return ProxyHeadersMiddleware(app, trusted_hosts=trusted)  # type: ignore[arg-type]
 
 
-def guard_http(app: ASGIApp, *, trusted_proxies: list[str], max_body: Callable[[], int]) -> ASGIApp:
-    """The layers in order: the real client address first, then the body limit."""
-    return TrustedProxies(BodyLimit(app, max_body), trusted_proxies)
+def guard_http(
+    app: ASGIApp, *, trusted_proxies: list[str], max_body: Callable[[], int], https: bool = False
+) -> ASGIApp:
+    """The layers in order: the real client address first, then the security headers (so the body
+    limit's own 413 carries them too), then the body limit."""
+    return TrustedProxies(SecurityHeaders(BodyLimit(app, max_body), https=https), trusted_proxies)

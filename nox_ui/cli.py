@@ -107,9 +107,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     services = _services(args)
     result = services.audit.verify()
     if not result.ok:
-        raise CliError(
-            f"audit log broken at event {result.first_bad} ({result.checked - 1} events before it verify)"
-        )
+        raise CliError(f"audit log broken: {result.reason}")
     print(f"audit log intact: {result.checked} events")
     checks = services.audit.verify_archives(args.archive or [])
     for check in checks:
@@ -118,6 +116,12 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     broken = next((check for check in checks if not check.ok), None)
     if broken is not None:
         raise CliError(f"archive {broken.path} broken: {broken.reason}")
+    return 0
+
+
+def cmd_audit_reanchor(args: argparse.Namespace) -> int:
+    head = _services(args).audit.reanchor(reason=args.reason)
+    print(f"audit log re-anchored at event {head.last_id} ({head.count} events)")
     return 0
 
 
@@ -255,6 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     cutoff = archive.add_mutually_exclusive_group(required=True)
     cutoff.add_argument("--before", metavar="DATE", help="events before YYYY-MM-DD (UTC) or an ISO 8601 time")
     cutoff.add_argument("--older-than-days", type=int, metavar="N", help="events older than N days")
+    reanchor = add(
+        audit_cmds,
+        "reanchor",
+        cmd_audit_reanchor,
+        "anchor the log as it is now, replacing a missing, forged or stuck head (after checking why)",
+    )
+    reanchor.add_argument("--reason", default="", help="recorded in the audit.anchor event")
     export = add(audit_cmds, "export", cmd_audit_export, "write every event to standard output")
     export.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="csv (default) or jsonl")
 

@@ -187,7 +187,8 @@ def register(services: Services, guard: SessionGuard) -> None:
                 verdict.text = f"Chain intact: {result.checked} events verified."
                 verdict.classes(replace="text-positive")
             else:
-                verdict.text = f"Chain broken at event {result.first_bad}."
+                where = f" at event {result.first_bad}" if result.first_bad is not None else ""
+                verdict.text = f"Chain broken{where}. {result.reason[:1].upper()}{result.reason[1:]}."
                 verdict.classes(replace="text-negative")
 
         refresh()

@@ -308,6 +308,7 @@ def test_api_lists_and_verifies_for_an_admin(api: TestClient, accounts: Services
         "ok": True,
         "checked": 5,
         "first_bad": None,
+        "reason": "",
     }
 
     tamper(accounts, 2)
@@ -315,6 +316,7 @@ def test_api_lists_and_verifies_for_an_admin(api: TestClient, accounts: Services
         "ok": False,
         "checked": 2,
         "first_bad": 2,
+        "reason": "event 2 does not match its hash (1 events before it verify)",
     }
 
 
@@ -368,4 +370,6 @@ def test_cli_verify_names_the_first_bad_row(cli_dir: Path, capsys: pytest.Captur
     assert main(["audit", "verify"]) == 1
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.splitlines() == ["nox-ui: error: audit log broken at event 2 (1 events before it verify)"]
+    assert err.splitlines() == [
+        "nox-ui: error: audit log broken: event 2 does not match its hash (1 events before it verify)"
+    ]

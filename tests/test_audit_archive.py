@@ -401,6 +401,7 @@ def test_api_archives_and_the_chain_still_verifies(api: TestClient, accounts: Se
         "ok": True,
         "checked": 1,
         "first_bad": None,
+        "reason": "",
     }
     checkpoint = accounts.audit.query(action=ARCHIVE_ACTION).events[0]
     assert (checkpoint.actor_name, checkpoint.source_ip) == ("admin", "203.0.113.9")

@@ -12,6 +12,12 @@ Retention: `archive` moves a prefix of the log to a JSON-lines file (rows exactl
 writes them) and appends an `audit.archive` checkpoint naming the last archived row's id and hash.
 The first row left in the database then links to that checkpoint instead of to the genesis hash, so
 `verify` still passes; `verify_archive`/`verify_archives` check the files.
+
+The head: the chain cannot show its newest rows being deleted, nor a chain recomputed by someone who
+can write the database. Built with an `AuditHead` (see audit_head.py), the service keeps the newest
+event's id and hash and the count of events up to it in a signed file outside the database, moves it
+forward after each commit (never backwards, and never past an anchored event that is gone or
+changed), and `verify` names truncation, a rewritten chain, a forged or missing head.
 """
 
 from __future__ import annotations
@@ -29,13 +35,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
+from sqlalchemy import event as orm_event
 from sqlalchemy import or_
-from sqlmodel import Session, col, delete, func, select
+from sqlalchemy import select as sa_select
+from sqlalchemy.orm import SessionTransaction
+from sqlmodel import Session, col, delete, func, literal, select
 
 from nox_ui.db import Database
 from nox_ui.errors import Forbidden, Invalid, NoxError
 from nox_ui.models import AuditEvent, User, utcnow
 from nox_ui.roles import Principal, Role, authorize
+from nox_ui.services.audit_head import AuditHead, Head, HeadUnreadable, PendingArchive
 
 GENESIS = "0" * 64
 OUTCOMES = ("success", "failure", "denied")
@@ -61,13 +72,24 @@ EXPORT_FIELDS = (
 _BATCH = 500
 ARCHIVE_ACTION = "audit.archive"
 ARCHIVE_PREFIX = "audit-archive-"
+ANCHOR_ACTION = "audit.anchor"
+# Session flags: events recorded but not committed yet; committed, for the head to take in.
+_UNANCHORED = "nox_audit_unanchored"
+_COMMITTED = "nox_audit_committed"
+_HOOKED = "nox_audit_head_hook"
+# Times `verify` re-reads a head that moved while it compared (an archive or append in between).
+_HEAD_RETRIES = 5
 
 
 @dataclass(frozen=True)
 class VerifyResult:
+    """`first_bad` names the broken event (for a head problem, the anchored one) or is None; `reason`
+    says what is wrong in one line."""
+
     ok: bool
     checked: int
     first_bad: int | None
+    reason: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -191,11 +213,35 @@ def as_datetime(value: datetime | float | None) -> datetime | None:
     return datetime.fromtimestamp(value, UTC)
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    """What the table says about a head, read in one statement (so one consistent view)."""
+
+    newest_id: int | None
+    newest_hash: str | None
+    anchored_hash: str | None
+    marker_hash: str | None
+    count_through: int
+    count_after: int
+
+
 class AuditService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, head: AuditHead | None = None) -> None:
         self.db = db
+        self.head = head
         # Reading the last hash and inserting the next row must not interleave between threads.
         self._lock = threading.Lock()
+        self._warned: set[str] = set()
+
+    @classmethod
+    def with_head(
+        cls, db: Database, data_dir: Path, secret_key: str, previous_keys: Iterable[str | None] = ()
+    ) -> AuditService:
+        """The service as the panel runs it: the head in `data_dir`, signed under `secret_key`
+        (`previous_keys` still verify, during a key rotation), created or anchored at start."""
+        service = cls(db, AuditHead(data_dir, secret_key, list(previous_keys)))
+        service.anchor_on_start()
+        return service
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -230,6 +276,8 @@ class AuditService:
         session.flush()
         with self._lock:
             self._link(session, event)
+        if self.head is not None:
+            self._anchor_after_commit(session)
         return event
 
     @staticmethod
@@ -407,8 +455,17 @@ class AuditService:
             checked += 1
             linked = event.prev_hash == prev or self._resumes_after_archive(event)
             if not linked or chain_hash(event) != event.hash:
-                return VerifyResult(ok=False, checked=checked, first_bad=event.id)
+                wrong = "does not link to the event before it" if not linked else "does not match its hash"
+                return VerifyResult(
+                    ok=False,
+                    checked=checked,
+                    first_bad=event.id,
+                    reason=f"event {event.id} {wrong} ({checked - 1} events before it verify)",
+                )
             prev = event.hash
+        problem = self._head_problem() if self.head is not None else None
+        if problem is not None:
+            return VerifyResult(ok=False, checked=checked, first_bad=problem[0], reason=problem[1])
         return VerifyResult(ok=True, checked=checked, first_bad=None)
 
     def _resumes_after_archive(self, event: AuditEvent) -> bool:
@@ -428,6 +485,251 @@ class AuditService:
             for point in (checkpoint_of(as_row(candidate)) for candidate in candidates)
             if point is not None
         )
+
+    # -- the head ---------------------------------------------------------------------------------
+
+    def _anchor_after_commit(self, session: Session) -> None:
+        """Move the head once `session` commits the event just recorded (nothing if it rolls back)."""
+        session.info[_UNANCHORED] = True
+        if not session.info.get(_HOOKED):
+            session.info[_HOOKED] = True
+            orm_event.listen(session, "after_commit", _committed)
+            orm_event.listen(session, "after_rollback", _rolled_back)
+            orm_event.listen(session, "after_transaction_end", self._after_transaction_end)
+
+    def _after_transaction_end(self, session: Session, transaction: SessionTransaction) -> None:
+        # Here, not in after_commit: by now the session has given its connection back to the pool,
+        # so a burst of writers cannot exhaust the pool waiting for a second connection each.
+        if transaction.parent is None and session.info.pop(_COMMITTED, False):
+            self._advance_logged()
+
+    def _advance_logged(self) -> None:
+        """Move the head forward; a failure is logged, never raised: the event itself is committed."""
+        try:
+            self._advance()
+        except Exception:
+            logger.exception("audit head {} not updated", self._head().path)
+
+    def _head(self) -> AuditHead:
+        if self.head is None:
+            raise RuntimeError("this audit service keeps no head")
+        return self.head
+
+    def _advance(self) -> None:
+        head_file = self._head()
+        with head_file.locked():
+            try:
+                head = head_file.read()
+            except HeadUnreadable as exc:
+                self._warn_once(
+                    f"audit head not updated: {exc.message}; `nox-ui audit verify` fails until it is fixed"
+                )
+                return
+            self._advance_locked(head)
+
+    def _advance_locked(self, head: Head) -> Head:
+        """Anchor the newest committed event, provided the anchored one is still there with its hash (or
+        was moved by the archive the head announces). Otherwise the head stays, as evidence. Call with
+        the head's lock held."""
+        snap = self._snapshot(head, through=head.archive is not None)
+        if snap.newest_id is None or snap.newest_id <= head.last_id:
+            return head
+        pending = head.archive
+        effective = pending is not None and snap.marker_hash == pending.marker_hash
+        if not _continues(head, snap, effective):
+            self._warn_once(
+                f"audit head not moved past event #{head.last_id}: that anchored event is missing or "
+                "changed in the database; `nox-ui audit verify` names the problem"
+            )
+            return head
+        if effective:
+            count, pending = snap.count_through + snap.count_after, None
+        else:
+            count = head.count + snap.count_after
+            if pending is not None and snap.newest_id >= pending.marker_id:
+                pending = None  # that archive rolled back: its id went to another event
+        moved = Head(last_id=snap.newest_id, last_hash=snap.newest_hash or "", count=count, archive=pending)
+        self._head().write(moved)
+        return moved
+
+    def _snapshot(self, head: Head, *, through: bool) -> _Snapshot:
+        """The newest event, the anchored one, the announced archive's marker and the counts before and
+        after the head, in one statement. `through=False` skips the (table-long) count up to the head."""
+        ids = col(AuditEvent.id)
+        newest = select(func.max(AuditEvent.id)).scalar_subquery()
+        marker_id = head.archive.marker_id if head.archive is not None else -1
+        counted = select(func.count()).select_from(AuditEvent)
+        # SQLAlchemy's own select: sqlmodel's is typed for at most four columns.
+        statement = sa_select(
+            newest,
+            select(AuditEvent.hash).where(ids == newest).scalar_subquery(),
+            select(AuditEvent.hash).where(ids == head.last_id).scalar_subquery(),
+            select(AuditEvent.hash).where(ids == marker_id).scalar_subquery(),
+            counted.where(ids <= head.last_id).scalar_subquery() if through else literal(0),
+            counted.where(ids > head.last_id).scalar_subquery(),
+        )
+        with self.db.session() as session:
+            row = session.execute(statement).one()
+        return _Snapshot(
+            newest_id=row[0],
+            newest_hash=row[1],
+            anchored_hash=row[2],
+            marker_hash=row[3],
+            count_through=int(row[4] or 0),
+            count_after=int(row[5] or 0),
+        )
+
+    def _current_head(self) -> Head:
+        """The newest event and the count of all events, as a head."""
+        snap = self._snapshot(Head(last_id=0, last_hash=GENESIS, count=0), through=False)
+        if snap.newest_id is None:
+            return Head(last_id=0, last_hash=GENESIS, count=0)
+        return Head(last_id=snap.newest_id, last_hash=snap.newest_hash or "", count=snap.count_after)
+
+    def _head_problem(self) -> tuple[int | None, str] | None:
+        """What is wrong with the log against its anchored head, or None. A head that moved while it was
+        compared (an archive or an append in between) is read again."""
+        head_file = self._head()
+        problem: tuple[int | None, str] | None = None
+        compared: Head | None = None
+        for _ in range(_HEAD_RETRIES):
+            try:
+                head = head_file.read()
+            except HeadUnreadable as exc:
+                return self._unreadable_head_problem(exc)
+            if head == compared:
+                break
+            problem = _compare(head, self._snapshot(head, through=True))
+            if problem is None:
+                return None
+            compared = head
+        return problem
+
+    def _unreadable_head_problem(self, exc: HeadUnreadable) -> tuple[int | None, str] | None:
+        if exc.kind != "missing":
+            return None, exc.message
+        events = self._current_head().count
+        if events == 0:
+            return None
+        return None, (
+            f"{exc.message}, but the log holds {_events(events)}: deleting the newest ones cannot be ruled "
+            "out (restore the file from a backup, or re-anchor the log after checking it: "
+            "nox-ui audit reanchor)"
+        )
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warned:
+            self._warned.add(message)
+            logger.error(message)
+
+    def _announce_archive(self, pending: PendingArchive) -> None:
+        """Bring the head up to date and sign `pending` into it, before the archive commits."""
+        head_file = self._head()
+        try:
+            with head_file.locked():
+                try:
+                    head = head_file.read()
+                except HeadUnreadable as exc:
+                    self._warn_once(f"audit head not updated for an archive: {exc.message}")
+                    return
+                head = self._advance_locked(head)
+                head_file.write(replace(head, archive=pending))
+        except OSError as exc:
+            raise ArchiveError(
+                f"cannot record the archive in the audit head {head_file.path}: {exc.strerror or exc}"
+            ) from exc
+
+    def _withdraw_archive(self, pending: PendingArchive) -> None:
+        """Take back an announced archive that did not commit."""
+        head_file = self._head()
+        try:
+            with head_file.locked():
+                head = head_file.read()
+                if head.archive == pending:
+                    head_file.write(replace(head, archive=None))
+        except (HeadUnreadable, OSError):
+            logger.exception("audit head {}: a failed archive could not be withdrawn", head_file.path)
+
+    def anchor_on_start(self) -> None:
+        """Create the head of a new log; anchor a log that never had one (an upgrade: logged and recorded
+        as an `audit.anchor` event). A head deleted after it was written is not recreated: `verify`
+        keeps failing until it is restored or `reanchor` is run."""
+        head_file = self._head()
+        anchored: Head | None = None
+        with head_file.locked():
+            if head_file.exists():
+                return
+            if head_file.was_written():
+                return  # deleted: `verify` says so, and the first event's head update logs it
+            current = self._current_head()
+            head_file.write(current)
+            if current.last_id:
+                anchored = current
+        if anchored is not None:
+            logger.warning(
+                "audit log: no head file yet (first start of a version that anchors the log); anchored the "
+                "existing {} events at event #{} in {}",
+                anchored.count,
+                anchored.last_id,
+                head_file.path,
+            )
+            self.record_now(
+                actor=None,
+                action=ANCHOR_ACTION,
+                outcome="success",
+                target_type="audit",
+                target_id=anchored.last_id,
+                details={"reason": "first anchored start", "events": anchored.count},
+            )
+
+    def reanchor(self, *, actor: Principal | None = None, reason: str = "", ip: str = "") -> Head:
+        """Anchor the log as it is now, replacing a missing, forged or stuck head; recorded as an
+        `audit.anchor` event naming the head it replaced. For after an incident has been looked into:
+        from now on, deletions before this point are no longer detected. Admin-only given an actor."""
+        if actor is not None:
+            authorize(actor, Role.ADMIN)
+        head_file = self._head()
+        with head_file.locked():
+            try:
+                old = head_file.read()
+                replaced: dict[str, Any] = {"previous_head": old.last_id, "previous_count": old.count}
+            except HeadUnreadable as exc:
+                replaced = {"previous_head": exc.kind}
+            current = self._current_head()
+            head_file.write(current)
+        self.record_now(
+            actor=actor,
+            action=ANCHOR_ACTION,
+            outcome="success",
+            target_type="audit",
+            target_id=current.last_id,
+            details={
+                "reason": reason or "re-anchored by an administrator",
+                "events": current.count,
+                **replaced,
+            },
+            ip=ip,
+        )
+        return current
+
+    def resign_head(self, new_secret_key: str, *, previous_keys: Iterable[str] = ()) -> bool:
+        """Sign the head again under `new_secret_key` (for `nox-ui secrets rotate`), which this service
+        signs with from then on. The head must verify under a key this service holds or one of
+        `previous_keys` (the old key, when the new one already came from NOX_SECRET_KEY); a forged head
+        is never re-signed (`HeadUnreadable`, a 409). False when there is no head file to re-sign
+        (`verify` reports that by itself)."""
+        head_file = self._head()
+        with head_file.locked():
+            try:
+                head = head_file.read(also=previous_keys)
+            except HeadUnreadable as exc:
+                if exc.kind == "missing":
+                    head_file.rekey(new_secret_key)
+                    return False
+                raise
+            head_file.rekey(new_secret_key)
+            head_file.write(head)
+        return True
 
     def export(self, format: str = "csv", *, requester: Principal | None = None) -> Iterator[str]:
         """The whole log, oldest first, as CSV (with a header) or JSON lines; each item ends in a newline."""
@@ -487,6 +789,7 @@ class AuditService:
                 path = directory / name
                 if path.exists():
                     raise ArchiveError(f"the audit archive {path} already exists")
+                pending: PendingArchive | None = None
                 try:
                     count, through_hash, digest = self._write_archive(session, through_id, path)
                     # Not redacted: `through_hash` is a chain hash, the very value the check needs.
@@ -506,10 +809,18 @@ class AuditService:
                     marker.target_label = name[:256]
                     self._link(session, marker)
                     session.exec(delete(AuditEvent).where(col(AuditEvent.id) <= through_id))
+                    if self.head is not None:
+                        assert marker.id is not None
+                        pending = PendingArchive(marker.id, marker.hash, through_id, through_hash, count)
+                        self._announce_archive(pending)
                     session.commit()
                 except BaseException:
                     _remove(path)
+                    if pending is not None:
+                        self._withdraw_archive(pending)
                     raise
+        if self.head is not None:
+            self._advance_logged()
         return Archived(count=count, path=path, through_id=through_id)
 
     @staticmethod
@@ -594,6 +905,72 @@ class AuditService:
             )
             for index, check in enumerate(checks)
         ]
+
+
+def _committed(session: Session) -> None:
+    if session.info.pop(_UNANCHORED, False):
+        session.info[_COMMITTED] = True
+
+
+def _rolled_back(session: Session) -> None:
+    session.info.pop(_UNANCHORED, None)
+
+
+def _continues(head: Head, snap: _Snapshot, effective: bool) -> bool:
+    """Whether the log still holds the anchored event with its hash, or the announced (and committed)
+    archive moved it."""
+    if head.last_id == 0 or snap.anchored_hash == head.last_hash:
+        return True
+    pending = head.archive
+    if not effective or pending is None or head.last_id > pending.through_id:
+        return False
+    return head.last_id < pending.through_id or pending.through_hash == head.last_hash
+
+
+def _events(count: int) -> str:
+    return "1 event" if count == 1 else f"{count} events"
+
+
+def _compare(head: Head, snap: _Snapshot) -> tuple[int | None, str] | None:
+    """The log against its head: (the event to name or None, what is wrong), or None when they agree.
+
+    Events after the head are fine (a crash between a commit and the head's update leaves it behind);
+    they chain from the anchored event, which the chain walk checks."""
+    pending = head.archive
+    effective = pending is not None and snap.marker_hash == pending.marker_hash
+    if pending is not None and effective:
+        anchor_moved = head.last_id <= pending.through_id
+        expected = 0 if anchor_moved else head.count - pending.count
+    else:
+        anchor_moved, expected = False, head.count
+    anchor = f"event #{head.last_id} with hash {head.last_hash}"
+    if head.last_id and not anchor_moved:
+        if snap.anchored_hash is None:
+            if snap.newest_id is None or snap.newest_id < head.last_id:
+                missing = expected - snap.count_through
+                newest = (
+                    "the newest event is"
+                    if missing == 1
+                    else f"the newest {missing} events are"
+                    if missing > 1
+                    else "the newest events are"
+                )
+                ends = "the log is empty" if snap.newest_id is None else f"the log ends at #{snap.newest_id}"
+                return head.last_id, f"{newest} missing: the anchored head is {anchor}, {ends}"
+            return head.last_id, f"the anchored head, {anchor}, is missing from the log"
+        if snap.anchored_hash != head.last_hash:
+            return head.last_id, (
+                f"event #{head.last_id} has hash {snap.anchored_hash}, but the anchored head says "
+                f"{head.last_hash}: the chain was rewritten"
+            )
+    if snap.count_through != expected:
+        difference = expected - snap.count_through
+        what = f"{_events(difference)} missing" if difference > 0 else f"{_events(-difference)} too many"
+        return None, (
+            f"{what} up to the anchored head #{head.last_id}: the head counts {expected}, "
+            f"the log holds {snap.count_through}"
+        )
+    return None
 
 
 def verify_archive(path: Path) -> ArchiveCheck:

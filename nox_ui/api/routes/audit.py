@@ -70,6 +70,7 @@ class VerifyOut(BaseModel):
     ok: bool
     checked: int
     first_bad: int | None
+    reason: str = Field(description="what is wrong, in one line (empty when ok)")
 
 
 @router.get("/audit", response_model=AuditPageOut, summary="Audit events, newest first (admin)")
@@ -103,12 +104,16 @@ def list_events(
     )
 
 
-@router.get("/audit/verify", response_model=VerifyOut, summary="Recompute the hash chain (admin)")
+@router.get(
+    "/audit/verify",
+    response_model=VerifyOut,
+    summary="Recompute the hash chain and check it against the anchored head (admin)",
+)
 async def verify(
     admin: Principal = Depends(require_role(Role.ADMIN)), services: Services = Depends(get_services)
 ) -> VerifyOut:
     result = await run_in_threadpool(services.audit.verify, requester=admin)
-    return VerifyOut(ok=result.ok, checked=result.checked, first_bad=result.first_bad)
+    return VerifyOut(ok=result.ok, checked=result.checked, first_bad=result.first_bad, reason=result.reason)
 
 
 class ArchiveIn(BaseModel):

@@ -16,7 +16,7 @@ import operator
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
@@ -49,6 +49,8 @@ MIN_REPEAT_SECONDS = 60
 MAX_REPEAT_SECONDS = 30 * DAY
 MIN_NODATA_SECONDS = 10  # below a few sample intervals, jitter alone would fire a no-data rule
 MAX_NOTIFIERS = 50
+# A notifier id as the database can hold it: larger integers overflow SQLite's 64 bits (a 500).
+NotifierRef = Annotated[int, Field(ge=1, le=2**63 - 1)]
 MAX_DESCRIPTION = 10_000
 # The fields of a rule that decide when it fires; changing one drops the rule's pending episodes.
 CONDITION_FIELDS = ("kind", "metric", "op", "threshold", "for_seconds", "clear_threshold")
@@ -182,7 +184,7 @@ class RuleIn(BaseModel):
         default=None, allow_inf_nan=False, description="hysteresis: a firing alert resolves only past this"
     )
     severity: Severity = "warning"
-    notifiers: list[int] = Field(default_factory=list, max_length=MAX_NOTIFIERS)
+    notifiers: list[NotifierRef] = Field(default_factory=list, max_length=MAX_NOTIFIERS)
     repeat_seconds: int | None = Field(
         default=None, ge=MIN_REPEAT_SECONDS, le=MAX_REPEAT_SECONDS, description="re-notify while firing"
     )
@@ -222,7 +224,7 @@ class RulePatch(BaseModel):
     for_seconds: int | None = Field(default=None, ge=0, le=MAX_FOR_SECONDS)
     clear_threshold: float | None = Field(default=None, allow_inf_nan=False)
     severity: Severity | None = None
-    notifiers: list[int] | None = Field(default=None, max_length=MAX_NOTIFIERS)
+    notifiers: list[NotifierRef] | None = Field(default=None, max_length=MAX_NOTIFIERS)
     repeat_seconds: int | None = Field(default=None, ge=MIN_REPEAT_SECONDS, le=MAX_REPEAT_SECONDS)
     enabled: StrictBool | None = None
     description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)

@@ -111,7 +111,7 @@ def clean_matchers(matchers: Mapping[str, Any]) -> dict[str, str]:
         raise Invalid(f"matchers: at most {MAX_MATCHERS}")
     cleaned = {}
     for key, value in matchers.items():
-        if not isinstance(key, str) or not LABEL_KEY_RE.match(key):
+        if not isinstance(key, str) or not LABEL_KEY_RE.fullmatch(key):  # `$` would let "key\n" pass
             raise Invalid(f"matchers: {key!r} is not a label name (letters, digits and _, not first a digit)")
         if not isinstance(value, str) or not value or len(value) > MAX_VALUE:
             raise Invalid(f"matchers: the value of {key!r} must be 1 to {MAX_VALUE} characters of text")

@@ -28,6 +28,7 @@ HOUR = 3600
 DAY = 86400
 MAX_POINTS = 1000  # a chart never needs more; the step grows with the range instead
 MAX_RANGE = 400 * DAY
+YEAR_3000 = 32503680000  # Unix seconds
 NAN = float("nan")
 
 Point = tuple[int, float, float, float]  # bucket start (Unix s), avg, min, max
@@ -221,10 +222,12 @@ class HistoryStore:
     def query(self, metric: str, since: float, until: float, step: int | None = None) -> HistoryResult:
         if not since < until:
             raise Invalid("since must be before until")
+        if since < 0 or not until < YEAR_3000:  # beyond that lie no samples, and SQLite's integers end
+            raise Invalid("since and until must lie between 1970 and the year 3000")
         if until - since > MAX_RANGE:
             raise Invalid(f"range too long: at most {MAX_RANGE // DAY} days")
-        if step is not None and step < 1:
-            raise Invalid("step must be at least 1 second")
+        if step is not None and not 1 <= step <= MAX_RANGE:
+            raise Invalid(f"step must be 1 second to {MAX_RANGE // DAY} days")
         now = time.time()
         tier, resolution = self.choose_tier(since, until, now)
         auto = math.ceil((until - since) / MAX_POINTS / resolution) * resolution

@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from nox_ui.api.deps import client_ip, get_services, require_role
-from nox_ui.api.params import parse_time
+from nox_ui.api.params import UtcDateTime, parse_time
 from nox_ui.app import Services
 from nox_ui.models import AuditEvent
 from nox_ui.roles import Principal, Role
@@ -84,7 +84,7 @@ def list_events(
         default=None, max_length=200, description="free text over actor, action, target, details"
     ),
     limit: int = Query(default=100, ge=1, le=MAX_LIMIT),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=2**63 - 1),
     admin: Principal = Depends(require_role(Role.ADMIN)),
     services: Services = Depends(get_services),
 ) -> AuditPageOut:
@@ -119,7 +119,9 @@ async def verify(
 class ArchiveIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    before: datetime = Field(description="archive every event older than this (ISO 8601; no zone means UTC)")
+    before: UtcDateTime = Field(
+        description="archive every event older than this (ISO 8601; no zone means UTC)"
+    )
 
 
 class ArchiveOut(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -122,6 +123,36 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 def cmd_audit_reanchor(args: argparse.Namespace) -> int:
     head = _services(args).audit.reanchor(reason=args.reason)
     print(f"audit log re-anchored at event {head.last_id} ({head.count} events)")
+    return 0
+
+
+def _panel_listening(settings: Settings) -> bool:
+    """Whether something answers on the panel's address: a running panel keeps the old key in memory."""
+    host = "127.0.0.1" if settings.host in {"0.0.0.0", "::", ""} else settings.host
+    try:
+        with socket.create_connection((host, settings.port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def cmd_secrets_rotate(args: argparse.Namespace) -> int:
+    from nox_ui.services.secret_rotation import rotate_secret_key
+
+    settings = _settings(args)
+    if _panel_listening(settings) and not args.force:
+        raise CliError(
+            f"something listens on {settings.host}:{settings.port}: stop the panel first "
+            "(it keeps the old key in memory), or pass --force if that is not this panel"
+        )
+    from nox_ui.server import prepare
+
+    done = rotate_secret_key(prepare(settings), old_key_file=args.old_key_file)
+    where = f"the new key is in {done.key_file}" if done.key_file else "the new key is NOX_SECRET_KEY's"
+    print(
+        f"secret key rotated: {done.settings} setting(s) and {done.notifiers} notifier(s) re-encrypted; "
+        f"{where}. Start the panel again; signed-in browsers stay signed in."
+    )
     return 0
 
 
@@ -268,6 +299,24 @@ def build_parser() -> argparse.ArgumentParser:
     reanchor.add_argument("--reason", default="", help="recorded in the audit.anchor event")
     export = add(audit_cmds, "export", cmd_audit_export, "write every event to standard output")
     export.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="csv (default) or jsonl")
+
+    secrets_group = commands.add_parser(
+        "secrets", help="secrets at rest", description="secrets at rest (SMTP password, notifier secrets)"
+    )
+    secrets_cmds = secrets_group.add_subparsers(
+        dest="secrets_command", metavar="ACTION", parser_class=_Parser
+    )
+    secrets_cmds.required = True
+    rotate = add(
+        secrets_cmds, "rotate", cmd_secrets_rotate, "re-encrypt every stored secret under a new secret key"
+    )
+    rotate.add_argument(
+        "--old-key-file",
+        type=Path,
+        metavar="FILE",
+        help="with NOX_SECRET_KEY set to the new key: a file holding the previous key",
+    )
+    rotate.add_argument("--force", action="store_true", help="rotate even if the panel's port answers")
 
     db = commands.add_parser("db", help="database migrations", description="database migrations")
     db_cmds = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)

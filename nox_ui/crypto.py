@@ -54,8 +54,9 @@ class SecretBox:
         if not secret_key:
             raise ValueError("a secret key is required")
         self.secret_key = secret_key
+        self.previous_keys = tuple(key for key in previous_keys if key and key != secret_key)
         self._primary = _fernet(secret_key)
-        self._all = MultiFernet([self._primary, *(_fernet(key) for key in previous_keys if key)])
+        self._all = MultiFernet([self._primary, *(_fernet(key) for key in self.previous_keys)])
 
     @staticmethod
     def is_encrypted(stored: str) -> bool:

@@ -5,7 +5,8 @@ default reaches every install that never changed it). The service keeps the curr
 `RuntimeSettings` in memory; a change is validated as a whole, written in one transaction together
 with its audit event, then handed to every subscriber (the sign-in policies, history retention, ...),
 so it takes effect without a restart. Secrets (`smtp_password`) are write-only: never returned by
-`public()` or `export()`, shown as set/unset, and redacted in the audit log.
+`public()` or `export()`, shown as set/unset, and redacted in the audit log; at rest they are
+encrypted with the panel's `SecretBox` (the key lives outside the database).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Any
 
 from loguru import logger
 from pydantic import ValidationError
-from sqlmodel import select
+from sqlmodel import Session, select
 
+from nox_ui.crypto import SecretBox, SecretUnreadable
 from nox_ui.db import Database
 from nox_ui.errors import Invalid
 from nox_ui.models import RuntimeSetting, utcnow
@@ -59,9 +61,10 @@ def _shown(key: str, value: Any) -> Any:
 
 
 class SettingsService:
-    def __init__(self, db: Database, audit: AuditService) -> None:
+    def __init__(self, db: Database, audit: AuditService, secrets: SecretBox) -> None:
         self.db = db
         self.audit = audit
+        self.secrets = secrets
         self.info: dict[str, SettingInfo] = registry()
         self._lock = threading.Lock()
         self._listeners: list[SettingsListener] = []
@@ -84,9 +87,14 @@ class SettingsService:
                 logger.warning("ignoring stored setting {!r}: not a known setting", row.key)
                 continue
             try:
-                stored[row.key] = json.loads(row.value)
+                value = json.loads(row.value)
+                if row.key in SECRET_KEYS and isinstance(value, str):
+                    value = self.secrets.decrypt(value)
+                stored[row.key] = value
             except ValueError:
                 logger.warning("ignoring stored setting {!r}: not valid JSON", row.key)
+            except SecretUnreadable as exc:
+                logger.warning("ignoring stored setting {!r}: {}", row.key, exc)
         while True:
             try:
                 return RuntimeSettings(**stored)
@@ -227,7 +235,10 @@ class SettingsService:
                 if row is None:
                     row = RuntimeSetting(key=change.key, value="")
                     session.add(row)
-                row.value = json.dumps(values[change.key])
+                value = values[change.key]
+                if change.key in SECRET_KEYS:
+                    value = self.secrets.encrypt(value)
+                row.value = json.dumps(value)
                 row.updated_at = utcnow()
                 row.updated_by = who[:64]
             # Secret keys are redacted by the audit service (their names say "password"), so the log
@@ -244,6 +255,17 @@ class SettingsService:
             )
             session.commit()
         logger.info("settings changed by {}: {}", who, ", ".join(c.key for c in diff))
+
+    def reencrypt_secrets(self, session: Session, box: SecretBox) -> int:
+        """Re-encrypt the stored secret settings under `box`'s key, in the caller's transaction (key
+        rotation); returns how many rows changed."""
+        rows = session.exec(select(RuntimeSetting).where(RuntimeSetting.key.in_(SECRET_KEYS))).all()  # type: ignore[attr-defined]
+        for row in rows:
+            value = json.loads(row.value)
+            if isinstance(value, str):
+                row.value = json.dumps(box.reencrypt(value))
+                session.add(row)
+        return len(rows)
 
     def _notify(self, settings: RuntimeSettings, changed: frozenset[str]) -> None:
         for listener in list(self._listeners):

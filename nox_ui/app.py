@@ -58,7 +58,7 @@ def build_services(settings: Settings) -> Services:
     auth = AuthService(db, users, audit, secret_key=secrets.secret_key)
     history = HistoryStore(db, settings.data_dir / "cache" / "history", interval=settings.sample_interval)
     metrics = MetricsService(Sampler(default_collectors()), history, settings.sample_interval)
-    config = SettingsService(db, audit)
+    config = SettingsService(db, audit, secrets)
     notifiers = NotifierService(
         db, audit, lambda: config.current, base_url=settings.resolved_base_url, secrets=secrets
     )

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from nox_ui.outbound import normalize_allowed_hosts
 from nox_ui.ratelimits import parse_rates
 
 GENERAL = "General"
@@ -163,6 +164,11 @@ class RuntimeSettings(BaseModel):
         if value and not _EMAIL_RE.match(value):
             raise ValueError("must be an email address such as nox@example.org")
         return value
+
+    @field_validator("notify_allowed_hosts")
+    @classmethod
+    def _allowed_hosts(cls, value: str) -> str:
+        return normalize_allowed_hosts(value)  # its ValueError names the malformed entry
 
     @field_validator("backup_schedule")
     @classmethod

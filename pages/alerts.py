@@ -1,6 +1,7 @@
 """Alerts: what is firing or pending now (ack, silence), history, rules with a preview, silences and
 notifiers with a test button. Thin on purpose: rules, evaluation, silences and delivery live in
-`nox_ui/alerts`; every action re-checks the operator role with `guard.require` first."""
+`nox_ui/alerts`; every action re-checks the operator role with `guard.require` first. An alert's
+delivery log and where notifiers send to are shown to operators and admins only, as in the API."""
 
 from __future__ import annotations
 
@@ -213,7 +214,12 @@ def register(services: Services, guard: SessionGuard) -> None:
                 ],
                 "silences": [silence_row(s, now) for s in alerting.silences.list(limit=100)],
                 "notifiers": [
-                    {"id": v.id, "name": v.name, "kind": v.kind, "target": notifier_target(v)}
+                    {
+                        "id": v.id,
+                        "name": v.name,
+                        "kind": v.kind,
+                        "target": notifier_target(v) if can_act else "(shown to operators)",
+                    }
                     for v in notifiers.list()
                 ],
                 "names": names,
@@ -565,12 +571,18 @@ def register(services: Services, guard: SessionGuard) -> None:
             details_title = ui.label("").classes("text-h6")
             details_facts = ui.grid(columns="auto 1fr").classes("gap-x-6 gap-y-1 text-body2")
             ui.label("Delivery log").classes("text-subtitle2 q-mt-sm")
-            deliveries_table = (
-                ui.table(columns=DELIVERY_COLUMNS, rows=[], row_key="id")
-                .props("flat dense bordered no-data-label='No notification was sent for this alert.'")
-                .classes("w-full")
-                .mark("delivery-log")
-            )
+            deliveries_table: ui.table | None = None
+            if can_act:
+                deliveries_table = (
+                    ui.table(columns=DELIVERY_COLUMNS, rows=[], row_key="id")
+                    .props("flat dense bordered no-data-label='No notification was sent for this alert.'")
+                    .classes("w-full")
+                    .mark("delivery-log")
+                )
+            else:
+                ui.label("The delivery log is shown to operators and admins.").classes(
+                    "text-body2 nox-muted"
+                ).mark("delivery-log-hidden")
             with ui.row().classes("w-full justify-end"):
                 ui.button("Close", on_click=details_dialog.close).props("flat")
 
@@ -598,18 +610,19 @@ def register(services: Services, guard: SessionGuard) -> None:
                 ):
                     ui.label(name).classes("nox-muted")
                     ui.label(value)
-            deliveries_table.rows = [
-                {
-                    "id": d.id,
-                    "notifier": f"{d.notifier_name} ({d.notifier_kind})",
-                    "event": d.event,
-                    "status": d.status,
-                    "attempts": d.attempts,
-                    "when": _when(d.sent_at),
-                    "error": d.last_error or "-",
-                }
-                for d in notifiers.deliveries_for_alert(alert_id)
-            ]
+            if deliveries_table is not None and guard.require(Role.OPERATOR) is not None:
+                deliveries_table.rows = [
+                    {
+                        "id": d.id,
+                        "notifier": f"{d.notifier_name} ({d.notifier_kind})",
+                        "event": d.event,
+                        "status": d.status,
+                        "attempts": d.attempts,
+                        "when": _when(d.sent_at),
+                        "error": d.last_error or "-",
+                    }
+                    for d in notifiers.deliveries_for_alert(alert_id)
+                ]
             details_dialog.open()
 
         # -- confirmation for deletions ----------------------------------------------------------------

@@ -29,6 +29,7 @@ def fast_queue(services: Services) -> DeliveryQueue:
         backoff_max=0.5,
         max_attempts=3,
         timeout=3.0,
+        secrets=services.secrets,
     )
     services.notifiers.queue = queue
     queue.start()
@@ -48,6 +49,7 @@ def wired(
             "smtp_port": smtp_server.port,
             "smtp_from": "nox@example.org",
             "smtp_starttls": False,
+            "notify_allowed_hosts": "127.0.0.1",  # the receivers listen there
         },
     )
     queue = fast_queue(services)
@@ -187,7 +189,11 @@ def test_a_receiver_sees_firing_before_resolved_even_when_firing_needed_retries(
     http = wired["http"]
     wired["queue"].stop()
     slow = DeliveryQueue(  # a 0.5 s backoff, so the resolved message comes while firing waits
-        services.db, lambda: services.config.current, link=services.notifiers.alert_link, backoff=0.5
+        services.db,
+        lambda: services.config.current,
+        link=services.notifiers.alert_link,
+        backoff=0.5,
+        secrets=services.secrets,
     )
     services.notifiers.queue = wired["queue"] = slow
     slow.start()

@@ -329,3 +329,61 @@ def test_a_rule_whose_notifier_was_deleted_can_still_be_disabled(api: TestClient
     # a new unknown id is still refused
     refused = api.patch(f"/api/v1/alerts/rules/{rule['id']}", json={"notifiers": [999]}, headers=headers)
     assert refused.status_code == 422
+
+
+def test_notifiers_and_delivery_logs_are_for_operators_not_viewers(
+    api: TestClient, accounts: Services, operator: dict[str, str], viewer: dict[str, str]
+) -> None:
+    hook = accounts.notifiers.create(None, "pager", "webhook", {"url": "https://hooks.example.org/x"})
+    queued = accounts.notifiers.send_test(None, hook.id)  # a row in the delivery log (never sent here)
+    reads = [
+        "/api/v1/notifiers",
+        f"/api/v1/notifiers/{hook.id}",
+        f"/api/v1/notifiers/{hook.id}/deliveries",
+        "/api/v1/deliveries",
+        f"/api/v1/deliveries?notifier_id={hook.id}",
+        f"/api/v1/deliveries/{queued.id}",
+    ]
+    for url in reads:
+        refused = api.get(url, headers=viewer)
+        assert refused.status_code == 403, (url, refused.text)
+        assert "hooks.example.org" not in refused.text
+        assert api.get(url, headers=operator).status_code == 200, url
+    assert actions(accounts).count("access.denied") == len(reads)
+    assert api.get("/api/v1/deliveries").status_code == 401
+
+
+def test_an_internal_notifier_target_is_422_naming_the_setting_until_an_admin_allows_it(
+    api: TestClient, accounts: Services, operator: dict[str, str]
+) -> None:
+    body = {"name": "meta", "kind": "webhook", "config": {"url": "http://169.254.169.254/latest/meta-data/"}}
+    refused = api.post("/api/v1/notifiers", json=body, headers=operator)
+    assert refused.status_code == 422
+    assert refused.json()["detail"] == (
+        "config.url: refused: 169.254.169.254 is a link-local address; "
+        "an admin can allow it in Settings → Security → notify_allowed_hosts"
+    )
+    apprise = {"name": "bell", "kind": "apprise", "config": {"urls": ["json://10.1.2.3/hook"]}}
+    refused = api.post("/api/v1/notifiers", json=apprise, headers=operator)
+    assert refused.status_code == 422 and "10.1.2.3 is a private address" in refused.json()["detail"]
+    hook = api.post(
+        "/api/v1/notifiers",
+        json={"name": "ok", "kind": "webhook", "config": {"url": "https://hooks.example.org/x"}},
+        headers=operator,
+    ).json()
+    moved = api.patch(
+        f"/api/v1/notifiers/{hook['id']}",
+        json={"config": {"url": "http://localhost:8080/"}},
+        headers=operator,
+    )
+    assert moved.status_code == 422 and "localhost is a loopback name" in moved.json()["detail"]
+
+    accounts.config.update(None, {"notify_allowed_hosts": "10.0.0.0/8, localhost"})
+    assert api.post("/api/v1/notifiers", json=apprise, headers=operator).status_code == 201
+    moved = api.patch(
+        f"/api/v1/notifiers/{hook['id']}",
+        json={"config": {"url": "http://localhost:8080/"}},
+        headers=operator,
+    )
+    assert moved.status_code == 200 and moved.json()["config"]["url"] == "http://localhost:8080/"
+    assert api.post("/api/v1/notifiers", json=body, headers=operator).status_code == 422  # not listed

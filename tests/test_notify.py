@@ -1,5 +1,8 @@
 """Notifiers and the delivery queue against real servers on loopback: an SMTP server (aiosmtpd), an HTTP
-receiver, apprise's json:// plugin posting to that receiver, and a closed port for an unreachable hook."""
+receiver, apprise's json:// plugin posting to that receiver, and a closed port for an unreachable hook.
+
+The receivers listen on 127.0.0.1, which the outbound guard refuses by default: the tests that send to
+them first allow it through the settings service (`notify_allowed_hosts`), as an admin would."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ import hmac
 import itertools
 import json
 import logging
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -19,14 +24,19 @@ from fastapi.testclient import TestClient
 from loguru import logger
 from sqlmodel import select
 
+from nox_ui.alerts import channels
+from nox_ui.alerts.channels import signature
 from nox_ui.alerts.messages import AlertMessage
 from nox_ui.alerts.notify import DeliveryQueue, DeliveryView, NotifierView
 from nox_ui.app import Services
+from nox_ui.crypto import SecretBox, SecretUnreadable
 from nox_ui.errors import Conflict, Forbidden, Invalid, NotFound
 from nox_ui.models import Alert, AlertRule, AuditEvent, Delivery, Notifier
+from nox_ui.outbound import OutboundGuard
 from nox_ui.roles import Principal, Role
 from tests.conftest import ADMIN_PASSWORD, OPERATOR_PASSWORD, VIEWER_PASSWORD, bearer
-from tests.receivers import HttpReceiver, SmtpReceiver, wait_until
+from tests.receivers import LOOPBACK, HttpReceiver, SmtpReceiver, wait_until
+from tests.test_outbound import Redirector, TestResolver
 
 SECRET = "hook-S3CRET-value"
 APPRISE_TOKEN = "tok3nInPath-9f8e7d"
@@ -38,9 +48,20 @@ MAX_ATTEMPTS = 4
 # -- helpers -------------------------------------------------------------------------------------------
 
 
+def allow_loopback(services: Services) -> None:
+    """What an admin does to let notifiers reach the receivers on 127.0.0.1."""
+    services.config.update(None, {"notify_allowed_hosts": "127.0.0.1"})
+
+
 @pytest.fixture
-def queue(services: Services) -> Iterator[DeliveryQueue]:
-    """A fast queue (0.05 s backoff, 4 attempts) in place of the default one, running."""
+def loopback_allowed(services: Services) -> None:
+    allow_loopback(services)
+
+
+@pytest.fixture
+def queue(services: Services, loopback_allowed: None) -> Iterator[DeliveryQueue]:
+    """A fast queue (0.05 s backoff, 4 attempts) in place of the default one, running; 127.0.0.1 is an
+    allowed target."""
     fast = DeliveryQueue(
         services.db,
         lambda: services.config.current,
@@ -49,6 +70,7 @@ def queue(services: Services) -> Iterator[DeliveryQueue]:
         backoff_max=1.0,
         max_attempts=MAX_ATTEMPTS,
         timeout=3.0,
+        secrets=services.secrets,
     )
     services.notifiers.queue = fast
     fast.start()
@@ -376,9 +398,7 @@ def test_a_receiver_that_fails_twice_then_succeeds_ends_sent_after_three_attempt
     assert (row.status, row.attempts) == ("sent", 3)
     assert [r.status for r in http_receiver.requests] == [503, 503, 200]
     assert len(http_receiver.accepted) == 1
-    assert [line.split(": ", 1)[1] for line in row.error.splitlines()] == [
-        'HTTP 503 Service Unavailable: {"error": "told to fail"}'
-    ] * 2
+    assert [line.split(": ", 1)[1] for line in row.error.splitlines()] == ["HTTP 503 Service Unavailable"] * 2
     arrivals = [r.at for r in http_receiver.requests]
     assert arrivals[1] - arrivals[0] >= BACKOFF - 0.002
     assert arrivals[2] - arrivals[1] >= 2 * BACKOFF - 0.002
@@ -390,7 +410,11 @@ def test_pending_deliveries_survive_a_restart_of_the_queue(
     hook = webhook(services, f"http://127.0.0.1:{closed_port}/later")
     alert = make_alert(services)
     slow = DeliveryQueue(
-        services.db, lambda: services.config.current, link=services.notifiers.alert_link, backoff=60.0
+        services.db,
+        lambda: services.config.current,
+        link=services.notifiers.alert_link,
+        backoff=60.0,
+        secrets=services.secrets,
     )
     queue.stop()
     services.notifiers.queue = slow
@@ -437,7 +461,7 @@ def test_messages_dispatched_just_before_stop_are_kept_and_sent_at_the_next_star
 
 
 def test_dispatch_returns_at_once_skips_unknown_notifiers_and_waits_for_the_worker(
-    services: Services, http_receiver: HttpReceiver
+    services: Services, http_receiver: HttpReceiver, loopback_allowed: None
 ) -> None:
     hook = webhook(services, http_receiver.url("/hook"))
     message = message_for(services, make_alert(services))
@@ -499,6 +523,339 @@ def test_no_secret_reaches_a_log_line(
         assert all(secret not in r.error for r in rows)
 
 
+# -- the outbound guard (SSRF) -----------------------------------------------------------------------
+
+
+def start_queue(services: Services, outbound: OutboundGuard | None = None) -> DeliveryQueue:
+    """A fast running queue like the `queue` fixture's, optionally with a guard of the test's own."""
+    fast = DeliveryQueue(
+        services.db,
+        lambda: services.config.current,
+        link=services.notifiers.alert_link,
+        backoff=BACKOFF,
+        backoff_max=1.0,
+        max_attempts=MAX_ATTEMPTS,
+        timeout=3.0,
+        secrets=services.secrets,
+        outbound=outbound,
+    )
+    services.notifiers.queue = fast
+    fast.start()
+    return fast
+
+
+def guard_with(services: Services, answers: dict[str, list[list[str]]]) -> OutboundGuard:
+    """The guard reading the live setting, with a resolver that also knows the test's host names."""
+    return OutboundGuard(lambda: services.config.current.notify_allowed_hosts, resolve=TestResolver(answers))
+
+
+REFUSED_WHEN_SAVED = [
+    ("http://127.0.0.1:{port}/hook", "127.0.0.1 is a loopback address"),
+    ("http://localhost:{port}/hook", "localhost is a loopback name"),
+    ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address"),
+    ("http://10.0.0.1/hook", "10.0.0.1 is a private address"),
+    ("http://[::1]:{port}/hook", "::1 is a loopback address"),
+    ("http://[::ffff:127.0.0.1]:{port}/hook", "::ffff:127.0.0.1 is a loopback address"),
+    ("http://2130706433:{port}/hook", "2130706433 is a loopback address"),
+]
+
+
+@pytest.mark.parametrize(("url", "reason"), REFUSED_WHEN_SAVED)
+def test_a_webhook_to_an_internal_address_is_refused_when_saved(
+    services: Services, http_receiver: HttpReceiver, url: str, reason: str
+) -> None:
+    with pytest.raises(Invalid) as caught:
+        webhook(services, url.format(port=http_receiver.port))
+    assert caught.value.message == (
+        f"config.url: refused: {reason}; an admin can allow it in Settings → Security → notify_allowed_hosts"
+    )
+    assert services.notifiers.list() == []
+    assert http_receiver.requests == []
+
+
+def test_an_update_to_an_internal_address_is_refused_and_a_rename_of_an_allowed_one_is_not(
+    services: Services,
+) -> None:
+    hook = webhook(services, "https://hooks.example.org/in")
+    with pytest.raises(Invalid, match="notify_allowed_hosts"):
+        services.notifiers.update(OPERATOR, hook.id, config={"url": "http://169.254.169.254/"})
+    assert services.notifiers.get(hook.id).config["url"] == "https://hooks.example.org/in"
+    allow_loopback(services)
+    inside = webhook(services, "http://127.0.0.1:9/in", name="inside")
+    services.config.update(None, {"notify_allowed_hosts": ""})
+    # what is stored stays usable for edits that do not touch the target (sending is refused instead)
+    assert services.notifiers.update(OPERATOR, inside.id, name="renamed").name == "renamed"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::ffff:127.0.0.1]"])
+def test_a_target_no_longer_allowed_is_refused_at_send_time_without_a_connection(
+    services: Services, queue: DeliveryQueue, http_receiver: HttpReceiver, host: str
+) -> None:
+    hook = webhook(services, f"http://{host}:{http_receiver.port}/hook")  # allowed: 127.0.0.1 is listed
+    services.config.update(None, {"notify_allowed_hosts": ""})
+
+    services.notifiers.dispatch(message_for(services, make_alert(services)), [hook.id])
+
+    [row] = settled(services)
+    assert (row.status, row.attempts) == ("failed", 1)  # a refusal is not retried
+    assert row.error.split(": ", 1)[1].startswith("refused by the outbound guard: ")
+    assert (
+        "a loopback address; an admin can allow it in Settings → Security → notify_allowed_hosts" in row.error
+    )
+    assert http_receiver.requests == []
+
+
+def test_a_host_name_resolving_to_loopback_is_refused_at_send_time(
+    services: Services, http_receiver: HttpReceiver
+) -> None:
+    queue = start_queue(services, guard_with(services, {"hooks.internal.test": [["127.0.0.1"]]}))
+    try:
+        hook = webhook(services, f"http://hooks.internal.test:{http_receiver.port}/hook")  # a name: saved
+        refused = services.notifiers.wait_for_delivery(services.notifiers.send_test(None, hook.id).id, 10)
+        assert (refused.status, refused.attempts) == ("failed", 1)
+        assert refused.last_error == (
+            "refused by the outbound guard: hooks.internal.test resolves to a loopback address; "
+            "an admin can allow it in Settings → Security → notify_allowed_hosts"
+        )
+        assert http_receiver.requests == []
+
+        allow_loopback(services)  # takes effect at once, for the very next send
+        sent = services.notifiers.wait_for_delivery(services.notifiers.send_test(None, hook.id).id, 10)
+        assert sent.status == "sent", sent.error
+        [request] = http_receiver.requests
+        assert request.header("Host") == f"hooks.internal.test:{http_receiver.port}"
+    finally:
+        queue.stop()
+
+
+def test_a_webhook_redirect_is_reported_not_followed(
+    services: Services, queue: DeliveryQueue, http_receiver: HttpReceiver
+) -> None:
+    with Redirector(http_receiver.url("/elsewhere")) as redirector:
+        hook = webhook(services, redirector.url("/hook"))
+        result = services.notifiers.wait_for_delivery(services.notifiers.send_test(None, hook.id).id, 10)
+    assert result.status == "failed"
+    assert result.last_error == "HTTP 302 Found (redirects are not followed)"
+    assert redirector.hits == 1 and http_receiver.requests == []
+
+
+def test_the_delivery_log_keeps_a_status_or_an_error_class_never_what_the_target_answered(
+    services: Services, queue: DeliveryQueue, http_receiver: HttpReceiver
+) -> None:
+    http_receiver.fail_next(1, status=500)  # answers {"error": "told to fail"}
+    hook = webhook(services, http_receiver.url("/fails"))
+    failing = services.notifiers.wait_for_delivery(services.notifiers.send_test(None, hook.id).id, 10)
+    assert failing.last_error == "HTTP 500 Internal Server Error"
+
+    # A service that is not HTTP answers with its banner: the log names the protocol error, not the banner.
+    with socket.create_server((LOOPBACK, 0)) as banner_server:
+        port = banner_server.getsockname()[1]
+
+        def answer_with_a_banner() -> None:
+            connection, _ = banner_server.accept()
+            with connection:
+                connection.sendall(b"SSH-2.0-OpenSSH_9.6 internal-banner-text\r\n")
+                connection.recv(65536)
+
+        threading.Thread(target=answer_with_a_banner, daemon=True).start()
+        ssh = webhook(services, f"http://127.0.0.1:{port}/", name="ssh")
+        banner = services.notifiers.wait_for_delivery(services.notifiers.send_test(None, ssh.id).id, 10)
+    assert banner.status == "failed"
+    assert banner.last_error.startswith("RemoteProtocolError"), banner.last_error
+    logged = "\n".join(d.error for d in services.notifiers.recent_deliveries())
+    for answered in ("told to fail", "internal-banner-text", "OpenSSH"):
+        assert answered not in logged
+
+
+def test_an_apprise_url_naming_an_internal_host_is_refused_when_saved(services: Services) -> None:
+    for url, reason in (
+        (f"json://127.0.0.1:9/apprise/{APPRISE_TOKEN}", "127.0.0.1 is a loopback address"),
+        ("form://[::1]:9/x", "::1 is a loopback address"),
+        ("xml://localhost/x", "localhost is a loopback name"),
+        ("gotify://169.254.169.254/token", "169.254.169.254 is a link-local address"),
+    ):
+        with pytest.raises(Invalid) as caught:
+            services.notifiers.create(OPERATOR, "bell", "apprise", {"urls": ["ntfys://ntfy.sh/t", url]})
+        assert caught.value.message.startswith(f"config.urls[1]: refused: {reason}; an admin can allow it")
+        assert APPRISE_TOKEN not in caught.value.message
+    # services whose URL holds only tokens name no host to check
+    slack = services.notifiers.create(
+        OPERATOR, "slack", "apprise", {"urls": [f"slack://T1/A2/{SLACK_TOKEN}"]}
+    )
+    assert slack.config == {"urls": ["slack://…"]}
+
+
+def test_apprise_is_checked_before_sending_and_again_when_it_connects(
+    services: Services, http_receiver: HttpReceiver
+) -> None:
+    name = "bell.internal.test"
+    # 93.184.216.34 is only ever looked up, never connected to: the first answer passes the check before
+    # sending, the second (a rebinding DNS) is what apprise's connection would use, and is refused.
+    answers = {name: [["127.0.0.1"], ["93.184.216.34"], ["127.0.0.1"]]}
+    queue = start_queue(services, guard_with(services, answers))
+    try:
+        url = f"json://{name}:{http_receiver.port}/apprise/{APPRISE_TOKEN}"
+        bell = services.notifiers.create(OPERATOR, "bell", "apprise", {"urls": [url]})
+
+        checked_first = services.notifiers.wait_for_delivery(
+            services.notifiers.send_test(None, bell.id).id, 10
+        )
+        assert (checked_first.status, checked_first.attempts) == ("failed", 1)
+        assert checked_first.last_error.startswith(
+            f"refused by the outbound guard: {name} resolves to a loopback address"
+        )
+        rebound = services.notifiers.wait_for_delivery(services.notifiers.send_test(None, bell.id).id, 10)
+        assert rebound.status == "failed"
+        assert rebound.last_error.startswith(f"refused by the outbound guard: {name} resolves to a loopback")
+        assert http_receiver.requests == []
+
+        allow_loopback(services)
+        sent = services.notifiers.wait_for_delivery(services.notifiers.send_test(None, bell.id).id, 10)
+        assert sent.status == "sent", sent.error
+        # apprise reached the receiver through the address the guard resolved (no real DNS knows the name)
+        [request] = http_receiver.requests
+        assert request.path == f"/apprise/{APPRISE_TOKEN}"
+        assert all(APPRISE_TOKEN not in d.error for d in services.notifiers.recent_deliveries())
+    finally:
+        queue.stop()
+
+
+# -- secrets at rest ---------------------------------------------------------------------------------
+
+
+def raw_database(services: Services) -> bytes:
+    """The database as it lies on disk: the main file and its write-ahead log."""
+    path = services.settings.data_dir / "nox.db"
+    wal = path.with_name(path.name + "-wal")
+    return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
+def test_notifier_secrets_are_encrypted_at_rest_and_still_used_to_send(
+    services: Services, queue: DeliveryQueue, http_receiver: HttpReceiver
+) -> None:
+    hook_secret, hook_token = "s3cr3t-value-xyz", "hook-path-T0KEN-4711"
+    hook = webhook(services, http_receiver.url(f"/hooks/{hook_token}"), secret=hook_secret)
+    apprise_url = f"json://127.0.0.1:{http_receiver.port}/apprise/{APPRISE_TOKEN}"
+    bell = services.notifiers.create(OPERATOR, "bell", "apprise", {"urls": [apprise_url]})
+
+    services.notifiers.dispatch(message_for(services, make_alert(services)), [hook.id, bell.id])
+
+    assert [row.status for row in settled(services, 2)] == ["sent", "sent"]
+    signed, notified = sorted(http_receiver.requests, key=lambda r: r.path.startswith("/apprise"))
+    assert signed.path == f"/hooks/{hook_token}"
+    expected = "sha256=" + hmac.new(hook_secret.encode(), signed.body, hashlib.sha256).hexdigest()
+    assert signed.header("X-Nox-Signature") == expected
+    assert notified.path == f"/apprise/{APPRISE_TOKEN}"
+    on_disk = raw_database(services)
+    for secret in (hook_secret, hook_token, APPRISE_TOKEN):
+        assert secret.encode() not in on_disk
+    assert services.notifiers.get(hook.id).config == {
+        "url": f"http://127.0.0.1:{http_receiver.port}/hooks/…",
+        "secret_set": True,
+    }
+
+
+def test_plain_text_secrets_from_before_still_work_and_are_encrypted_at_the_next_write(
+    services: Services, queue: DeliveryQueue, http_receiver: HttpReceiver
+) -> None:
+    legacy = {"url": http_receiver.url("/old"), "secret": "legacy-secret-123"}
+    with services.db.session() as session:  # as a panel before encryption stored it
+        row = Notifier(name="old hook", kind="webhook", config=json.dumps(legacy))
+        session.add(row)
+        session.commit()
+        session.refresh(row)
+    assert row.id is not None
+    assert services.notifiers.get(row.id).config == {
+        "url": f"http://127.0.0.1:{http_receiver.port}/old",
+        "secret_set": True,
+    }
+    sent = services.notifiers.wait_for_delivery(services.notifiers.send_test(None, row.id).id, 10)
+    assert sent.status == "sent"
+    body = http_receiver.requests[0].body
+    assert http_receiver.requests[0].header("X-Nox-Signature") == signature(body, "legacy-secret-123")
+
+    services.notifiers.update(OPERATOR, row.id, name="old hook, renamed")
+    with services.db.session() as session:
+        stored = session.get(Notifier, row.id)
+    assert stored is not None and "legacy-secret-123" not in stored.config
+    again = services.notifiers.wait_for_delivery(services.notifiers.send_test(None, row.id).id, 10)
+    assert again.status == "sent"
+    body = http_receiver.requests[1].body
+    assert http_receiver.requests[1].header("X-Nox-Signature") == signature(body, "legacy-secret-123")
+
+
+def test_reencrypt_secrets_moves_every_notifier_to_the_new_key(
+    services: Services, loopback_allowed: None
+) -> None:
+    hook = webhook(services, "https://hooks.example.org/in", secret="rotate-me-secret")
+    bell = services.notifiers.create(
+        OPERATOR, "bell", "apprise", {"urls": [f"ntfys://ntfy.sh/{APPRISE_TOKEN}"]}
+    )
+    mail = services.notifiers.create(OPERATOR, "mail", "email", {"to": ["ops@example.org"]})
+    with services.db.session() as session:  # and one stored before encryption existed
+        session.add(
+            Notifier(name="legacy", kind="webhook", config=json.dumps({"url": "https://x.example.org/"}))
+        )
+        session.commit()
+
+    rotated = SecretBox("the-next-secret-key", previous_keys=[services.secrets.secret_key])
+    with services.db.session() as session:
+        assert services.notifiers.reencrypt_secrets(session, rotated) == 3  # the email has no secret
+        session.commit()
+    services.notifiers.secrets = rotated  # as the panel's box after the rotation
+
+    only_new = SecretBox("the-next-secret-key")
+    with services.db.session() as session:
+        rows = {row.name: row for row in session.exec(select(Notifier)).all()}
+    assert (
+        channels.unseal("webhook", json.loads(rows["hook"].config), only_new)["secret"] == "rotate-me-secret"
+    )
+    assert channels.unseal("apprise", json.loads(rows["bell"].config), only_new)["urls"] == [
+        f"ntfys://ntfy.sh/{APPRISE_TOKEN}"
+    ]
+    assert channels.unseal("webhook", json.loads(rows["legacy"].config), only_new) == {
+        "url": "https://x.example.org/"
+    }
+    assert json.loads(rows["legacy"].config)["url"].startswith("enc:v1:")
+    with pytest.raises(SecretUnreadable):
+        channels.unseal("webhook", json.loads(rows["hook"].config), SecretBox("test-secret-key"))
+    assert [v.config for v in (services.notifiers.get(hook.id), services.notifiers.get(mail.id))] == [
+        {"url": "https://hooks.example.org/in", "secret_set": True},
+        {"to": ["ops@example.org"]},
+    ]
+    assert services.notifiers.get(bell.id).config == {"urls": ["ntfys://ntfy.sh/…"]}
+
+
+def test_a_secret_that_cannot_be_decrypted_fails_the_send_and_says_why(
+    services: Services, http_receiver: HttpReceiver, loopback_allowed: None
+) -> None:
+    hook = webhook(services, http_receiver.url("/other-key"))
+    queue = start_queue(services)
+    queue.secrets = SecretBox("not-this-panels-key")
+    try:
+        result = services.notifiers.wait_for_delivery(services.notifiers.send_test(None, hook.id).id, 10)
+    finally:
+        queue.stop()
+    assert (result.status, result.attempts) == ("failed", 1)
+    assert "cannot be decrypted with this panel's secret key" in result.last_error
+    assert http_receiver.requests == []
+
+    # Under the wrong key a rename leaves the stored config alone; a whole new config replaces it.
+    right_key, services.notifiers.secrets = services.notifiers.secrets, SecretBox("not-this-panels-key")
+    services.notifiers.update(OPERATOR, hook.id, name="renamed")
+    with services.db.session() as session:
+        stored = session.get(Notifier, hook.id)
+    assert stored is not None
+    assert channels.unseal("webhook", json.loads(stored.config), right_key)["secret"] == SECRET
+    with pytest.raises(Invalid, match=r"config\.url: required"):
+        services.notifiers.update(OPERATOR, hook.id, config={"secret": "new"})
+    services.notifiers.update(OPERATOR, hook.id, config={"url": "https://hooks.example.org/new"})
+    assert services.notifiers.get(hook.id).config == {
+        "url": "https://hooks.example.org/new",
+        "secret_set": False,
+    }
+
+
 # -- the service: validation, secrets, roles, audit ------------------------------------------------
 
 
@@ -551,7 +908,9 @@ def test_names_are_checked_and_unique(services: Services) -> None:
         services.notifiers.update(actor, 999, name="x")
 
 
-def test_secrets_are_write_only_and_an_update_without_them_keeps_them(services: Services) -> None:
+def test_secrets_are_write_only_and_an_update_without_them_keeps_them(
+    services: Services, loopback_allowed: None
+) -> None:
     actor = operator(services)
     hook = services.notifiers.create(
         actor,
@@ -579,11 +938,16 @@ def test_secrets_are_write_only_and_an_update_without_them_keeps_them(services: 
         stored_hook = session.get(Notifier, hook.id)
         stored_bell = session.get(Notifier, bell.id)
     assert stored_hook is not None and stored_bell is not None
-    assert json.loads(stored_hook.config) == {
+    assert SECRET not in stored_hook.config and SLACK_TOKEN not in stored_bell.config  # encrypted
+    assert channels.unseal("webhook", json.loads(stored_hook.config), services.secrets) == {
         "url": "https://user:pw-in-url@hooks.example.org/in?key=qs-secret",
         "secret": SECRET,
     }
-    assert json.loads(stored_bell.config)["urls"] == [slack, ntfy, "json://127.0.0.1:9/x"]
+    assert channels.unseal("apprise", json.loads(stored_bell.config), services.secrets)["urls"] == [
+        slack,
+        ntfy,
+        "json://127.0.0.1:9/x",
+    ]
 
     # A null secret removes it; a masked value that matches nothing is refused.
     cleared = services.notifiers.update(actor, hook.id, config={"secret": None})
@@ -689,10 +1053,12 @@ def test_api_crud_with_secrets_never_returned(
     nid = notifier["id"]
 
     assert api.post("/api/v1/notifiers", json=body, headers=operator_headers).status_code == 409
-    listed = api.get("/api/v1/notifiers", headers=viewer_headers)
+    listed = api.get("/api/v1/notifiers", headers=operator_headers)
     assert listed.status_code == 200 and [n["name"] for n in listed.json()] == ["hook"]
-    assert api.get(f"/api/v1/notifiers/{nid}", headers=viewer_headers).json()["name"] == "hook"
-    assert api.get("/api/v1/notifiers/999", headers=viewer_headers).status_code == 404
+    assert api.get(f"/api/v1/notifiers/{nid}", headers=operator_headers).json()["name"] == "hook"
+    assert api.get("/api/v1/notifiers/999", headers=operator_headers).status_code == 404
+    assert api.get("/api/v1/notifiers", headers=viewer_headers).status_code == 403
+    assert api.get(f"/api/v1/notifiers/{nid}", headers=viewer_headers).status_code == 403
 
     patched = api.patch(f"/api/v1/notifiers/{nid}", json={"name": "pager"}, headers=operator_headers)
     assert patched.status_code == 200 and patched.json()["config"]["secret_set"] is True
@@ -707,7 +1073,7 @@ def test_api_crud_with_secrets_never_returned(
     assert all(SECRET not in text for text in everything)
 
     assert api.delete(f"/api/v1/notifiers/{nid}", headers=operator_headers).status_code == 204
-    assert api.get(f"/api/v1/notifiers/{nid}", headers=viewer_headers).status_code == 404
+    assert api.get(f"/api/v1/notifiers/{nid}", headers=operator_headers).status_code == 404
     assert api.delete(f"/api/v1/notifiers/{nid}", headers=operator_headers).status_code == 404
 
 
@@ -749,7 +1115,6 @@ def test_api_viewers_get_403_on_every_write(
     )
     assert api.delete(f"/api/v1/notifiers/{mail.id}", headers=viewer_headers).status_code == 403
     assert api.post(f"/api/v1/notifiers/{mail.id}/test", headers=viewer_headers).status_code == 403
-    assert api.get(f"/api/v1/notifiers/{mail.id}/deliveries", headers=viewer_headers).status_code == 200
 
 
 def test_api_test_reports_the_outcome_and_the_delivery_log_shows_it(
@@ -775,15 +1140,15 @@ def test_api_test_reports_the_outcome_and_the_delivery_log_shows_it(
     assert failed.json()["status"] == "failed" and failed.json()["attempts"] == 1
     assert "ConnectError" in failed.json()["error"]
 
-    log = api.get(f"/api/v1/notifiers/{bad.id}/deliveries", headers=viewer_headers).json()
+    log = api.get(f"/api/v1/notifiers/{bad.id}/deliveries", headers=operator_headers).json()
     assert [(d["id"], d["status"], d["notifier_name"]) for d in log] == [
         (failed.json()["id"], "failed", "bad")
     ]
-    everything = api.get("/api/v1/deliveries", headers=viewer_headers).json()
+    everything = api.get("/api/v1/deliveries", headers=operator_headers).json()
     assert [d["notifier_name"] for d in everything] == ["bad", "good"]
-    one = api.get(f"/api/v1/deliveries/{sent.json()['id']}", headers=viewer_headers)
+    one = api.get(f"/api/v1/deliveries/{sent.json()['id']}", headers=operator_headers)
     assert one.json()["status"] == "sent"
-    assert api.get("/api/v1/deliveries/424242", headers=viewer_headers).status_code == 404
+    assert api.get("/api/v1/deliveries/424242", headers=operator_headers).status_code == 404
     assert [e.action for e in audit_events(services, "notifier.test")] == ["notifier.test"] * 2
 
 
@@ -799,7 +1164,7 @@ def test_api_test_without_waiting_is_202_pending(
 
 def test_deliveries_filter_by_alert(
     api: TestClient,
-    viewer_headers: dict[str, str],
+    operator_headers: dict[str, str],
     services: Services,
     queue: DeliveryQueue,
     http_receiver: HttpReceiver,
@@ -809,7 +1174,7 @@ def test_deliveries_filter_by_alert(
     services.notifiers.dispatch(message_for(services, first), [hook.id])
     services.notifiers.dispatch(message_for(services, second), [hook.id])
     settled(services, 2)
-    rows = api.get(f"/api/v1/deliveries?alert_id={second.id}", headers=viewer_headers).json()
+    rows = api.get(f"/api/v1/deliveries?alert_id={second.id}", headers=operator_headers).json()
     assert [(d["alert_id"], d["status"], d["event"]) for d in rows] == [(second.id, "sent", "firing")]
     views: list[DeliveryView] = services.notifiers.deliveries_for_alert(first.id or 0)
     assert [v.alert_id for v in views] == [first.id]

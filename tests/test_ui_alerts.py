@@ -73,20 +73,63 @@ async def test_an_invalid_webhook_url_is_refused_in_the_dialog(app_user: User, a
 async def test_a_firing_alert_is_listed_and_its_link_opens_the_delivery_log(
     app_user: User, accounts: Services
 ) -> None:
+    accounts.config.update(None, {"notify_allowed_hosts": "127.0.0.1"})
+    hook = accounts.notifiers.create(None, "pager", "webhook", {"url": "http://127.0.0.1:9/hook"})
     rule = accounts.alerts.rules.create(
-        None, {"name": "Busy", "metric": "cpu.percent", "op": ">=", "threshold": 0, "for_seconds": 0}
+        None,
+        {
+            "name": "Busy",
+            "metric": "cpu.percent",
+            "op": ">=",
+            "threshold": 0,
+            "for_seconds": 0,
+            "notifiers": [hook.id],
+        },
     )
     accounts.alerts.engine.evaluate(Sample(ts=time.time(), values={"cpu.percent": 42.0}, duration=0))
     await accounts.alerts.engine.drain()  # the app's loop runs: the write went to the engine's thread
     firing = accounts.alerts.engine.alerts("firing")
     assert [a.rule_id for a in firing] == [rule.id]
-    await sign_in(app_user, "victor", VIEWER_PASSWORD, next_path=f"/alerts?id={firing[0].id}")
+    accounts.notifiers.queue.start()  # writes the delivery row and tries it (port 9: nothing listens)
+    try:
+        await settle(lambda: accounts.notifiers.deliveries_for_alert(firing[0].id or 0), retries=200)
+    finally:
+        accounts.notifiers.queue.stop()
+    await sign_in(app_user, "olga", OPERATOR_PASSWORD, next_path=f"/alerts?id={firing[0].id}")
     await app_user.should_see("Busy: firing")
     await app_user.should_see(marker="delivery-log")
-    assert table(app_user, "delivery-log").rows == []  # the rule has no notifiers
+    assert [r["notifier"] for r in table(app_user, "delivery-log").rows] == ["pager (webhook)"]
     rows = table(app_user, "active-alerts").rows
     assert [(r["state"], r["rule"]) for r in rows] == [("firing", "Busy")]
     await app_user.should_see("1 firing · 0 pending")
+
+
+async def test_a_viewer_sees_an_alert_but_not_its_delivery_log_nor_where_notifiers_send(
+    app_user: User, accounts: Services
+) -> None:
+    hook = accounts.notifiers.create(None, "pager", "webhook", {"url": "https://hooks.example.org/in"})
+    accounts.alerts.rules.create(
+        None,
+        {
+            "name": "Busy",
+            "metric": "cpu.percent",
+            "op": ">=",
+            "threshold": 0,
+            "for_seconds": 0,
+            "notifiers": [hook.id],
+        },
+    )
+    accounts.alerts.engine.evaluate(Sample(ts=time.time(), values={"cpu.percent": 42.0}, duration=0))
+    await accounts.alerts.engine.drain()
+    alert = accounts.alerts.engine.alerts("firing")[0]
+    await sign_in(app_user, "victor", VIEWER_PASSWORD, next_path=f"/alerts?id={alert.id}")
+    await app_user.should_see("Busy: firing")
+    await app_user.should_see("The delivery log is shown to operators and admins.")
+    await app_user.should_not_see(marker="delivery-log")
+    await settle(lambda: len(table(app_user, "notifiers").rows) == 1)
+    [shown] = table(app_user, "notifiers").rows
+    assert (shown["name"], shown["target"]) == ("pager", "(shown to operators)")
+    assert "hooks.example.org" not in str(table(app_user, "notifiers").rows)
 
 
 async def test_a_viewer_sees_alerts_but_no_way_to_change_them(app_user: User, accounts: Services) -> None:

@@ -12,6 +12,16 @@ webhook URL with a userinfo password and the query string masked, and each appri
 its service's tokens) as `scheme://host…` when the host is a real host name or address, otherwise as
 `scheme://…`. A masked value sent back unchanged in an update means "keep the stored one".
 
+At rest (`seal`), the webhook URL and secret and every apprise URL are encrypted with the panel's
+`SecretBox`, and the public form is stored beside them, so listing notifiers needs no key; `unseal`
+gives the plain config back where a message is sent or an update is merged. Values stored before
+encryption existed are plain text: they are read as they are and encrypted at their next write.
+
+Every connection goes through the `OutboundGuard` (nox_ui/outbound.py): a saved target that is
+internal as written (an IP literal, `localhost`) is refused at once (`check_targets`), names are
+checked when resolved at send time. The delivery log keeps what went wrong as a status code or an
+error class, never the text a target answered.
+
 Apprise is imported on first use (it loads ~190 plugins) and its own logger is kept out of the panel's
 logs: at DEBUG it prints full service URLs, and its error for an unparseable URL echoes the URL.
 What it says about a failed send is captured into the delivery log instead.
@@ -43,7 +53,9 @@ if TYPE_CHECKING:
 
 from nox_ui import __version__
 from nox_ui.alerts.messages import AlertMessage
+from nox_ui.crypto import SecretBox, SecretUnreadable
 from nox_ui.errors import Invalid
+from nox_ui.outbound import ALLOW_HINT, OutboundGuard, OutboundRefused
 from nox_ui.runtime_settings import RuntimeSettings
 
 Kind = Literal["webhook", "email", "apprise"]
@@ -64,7 +76,28 @@ _HOSTNAME_RE = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$|^localhost$")
 
 
 class DeliveryError(Exception):
-    """A send that did not go through; the message is what the delivery log shows."""
+    """A send that did not go through; the message is what the delivery log shows. `permanent`: trying
+    again cannot help (a refused target, an unreadable secret)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+def refusal_text(refused: OutboundRefused) -> str:
+    return f"refused by the outbound guard: {refused.detail}; {ALLOW_HINT}"
+
+
+def error_class(exc: BaseException) -> str:
+    """`ConnectError (ConnectionRefusedError)`: the class of an error and of its root cause, never their
+    text, which may quote what the target sent (a banner, a malformed status line)."""
+    root = exc
+    while root.__cause__ is not None:
+        root = root.__cause__
+    name = type(exc).__name__
+    if root is not exc and type(root).__name__ != name and not type(root).__module__.startswith("httpcore"):
+        name += f" ({type(root).__name__})"
+    return name
 
 
 # -- configs -----------------------------------------------------------------------------------------
@@ -288,6 +321,80 @@ def secrets_of(kind: str, config: Mapping[str, Any]) -> list[str]:
     return []
 
 
+_SEALED = {"webhook": ("url", "secret"), "apprise": ("urls",)}
+SEALED_KINDS = tuple(_SEALED)
+PUBLIC_KEY = "public"
+
+
+def seal(kind: str, config: Mapping[str, Any], box: SecretBox) -> dict[str, Any]:
+    """A validated config as stored: its secret fields encrypted, its public form beside them."""
+    stored: dict[str, Any] = dict(config)
+    for key in _SEALED.get(kind, ()):
+        value = stored.get(key)
+        if isinstance(value, str):
+            stored[key] = box.encrypt(value)
+        elif isinstance(value, list):
+            stored[key] = [box.encrypt(str(item)) for item in value]
+    stored[PUBLIC_KEY] = public_config(kind, config)
+    return stored
+
+
+def unseal(kind: str, stored: Mapping[str, Any], box: SecretBox | None) -> dict[str, Any]:
+    """The plain config of a stored one (plain-text values from before encryption pass as they are).
+    Raises `SecretUnreadable` when a value cannot be decrypted (another key, or no key given)."""
+
+    def plain(value: Any) -> Any:
+        if not isinstance(value, str) or not SecretBox.is_encrypted(value):
+            return value
+        if box is None:
+            raise SecretUnreadable("a stored secret cannot be decrypted: no key was given")
+        return box.decrypt(value)
+
+    config = {key: value for key, value in stored.items() if key != PUBLIC_KEY}
+    for key in _SEALED.get(kind, ()):
+        value = config.get(key)
+        config[key] = [plain(item) for item in value] if isinstance(value, list) else plain(value)
+        if config[key] is None:
+            del config[key]
+    return config
+
+
+def shown_config(kind: str, stored: Mapping[str, Any]) -> dict[str, Any]:
+    """What the outside sees of a stored config, without decrypting anything."""
+    public = stored.get(PUBLIC_KEY)
+    if isinstance(public, dict):
+        return dict(public)
+    return public_config(kind, stored)  # stored before encryption: plain, masked as it is
+
+
+def apprise_hosts(plugin: Any) -> list[str]:
+    """The hosts an apprise plugin connects to when its URL names them (json://, ntfy://host, gotify,
+    mailto with smtp=...); none for services whose URL holds only tokens (slack://, discord://)."""
+    templates = getattr(plugin, "templates", ()) or ()
+    if not any("{host}" in str(template) for template in templates):
+        return []
+    hosts = [getattr(plugin, name, None) for name in ("host", "smtp_host")]
+    return [str(host) for host in hosts if isinstance(host, str) and host]
+
+
+def check_targets(kind: str, config: Mapping[str, Any], guard: OutboundGuard) -> None:
+    """Refuse a config whose target is internal as written (an IP literal, `localhost`) unless the
+    admin allowed it; names are checked when they are resolved, at send time."""
+    if kind == "webhook":
+        refused = guard.literal_refusal(urlsplit(str(config.get("url", ""))).hostname or "")
+        if refused is not None:
+            raise Invalid(f"config.url: {refused.message}")
+    elif kind == "apprise":
+        apprise = _apprise()
+        for index, url in enumerate(config.get("urls", [])):
+            plugin = apprise.Apprise.instantiate(str(url))
+            for host in apprise_hosts(plugin) if plugin else []:
+                # token-only URLs have no host to check; digits there are ids, not legacy IPv4 forms
+                refused = guard.literal_refusal(host, legacy_ipv4=False)
+                if refused is not None:
+                    raise Invalid(f"config.urls[{index}]: {refused.message}")
+
+
 def scrub(text: str, secrets: Iterable[str]) -> str:
     for secret in sorted((s for s in secrets if s), key=len, reverse=True):
         text = text.replace(secret, "[redacted]")
@@ -387,6 +494,8 @@ async def send_webhook(
     event: str,
     delivery_id: int,
 ) -> None:
+    """POST through `client` (the outbound guard's, not following redirects). The answer's body is never
+    read: a receiver's status is all the delivery log keeps."""
     import httpx  # imported on first use: most panels never send a webhook (and httpx costs ~1 MiB)
 
     body = webhook_body(message)
@@ -399,16 +508,18 @@ async def send_webhook(
     if config.get("secret"):
         headers[SIGNATURE_HEADER] = signature(body, str(config["secret"]))
     try:
-        response = await client.post(str(config["url"]), content=body, headers=headers)
+        async with client.stream("POST", str(config["url"]), content=body, headers=headers) as response:
+            status = response.status_code
+    except OutboundRefused as refused:
+        raise DeliveryError(refusal_text(refused), permanent=True) from None
     except httpx.TimeoutException as exc:
-        raise DeliveryError(f"timed out ({type(exc).__name__})") from None
+        raise DeliveryError(f"timed out ({error_class(exc)})") from None
     except httpx.HTTPError as exc:
-        raise DeliveryError(f"{type(exc).__name__}: {exc}") from None
-    if not response.is_success:
-        snippet = " ".join(response.text[:200].split())
-        raise DeliveryError(
-            f"HTTP {response.status_code} {response.reason_phrase}" + (f": {snippet}" if snippet else "")
-        )
+        raise DeliveryError(error_class(exc)) from None
+    if not 200 <= status < 300:
+        # the standard phrase: the one on the receiver's status line is its own text
+        note = " (redirects are not followed)" if 300 <= status < 400 else ""
+        raise DeliveryError(f"HTTP {status} {httpx.codes.get_reason_phrase(status)}{note}".rstrip())
 
 
 def send_email(
@@ -509,14 +620,24 @@ def remember_secrets(key: str, secrets: Iterable[str]) -> None:
 _NOTIFY_TYPE = {"critical": "failure", "warning": "warning", "info": "info"}
 
 
-def send_apprise(config: Mapping[str, Any], message: AlertMessage) -> None:
-    """Blocking: run it in a worker thread. Sends are serialised so each one's log capture is its own."""
+def send_apprise(config: Mapping[str, Any], message: AlertMessage, guard: OutboundGuard) -> None:
+    """Blocking: run it in a worker thread. Sends are serialised so each one's log capture is its own.
+
+    Apprise connects by itself: each target host its URL names is resolved and checked first, and its
+    HTTP requests (urllib3) connect only to addresses the guard checked at that moment (see
+    nox_ui/outbound.py for what this leaves to non-HTTP plugins)."""
     apprise = _apprise()
     # Sequential sends, in this (delivery) thread: their HTTP client logs are then filtered like the
     # webhooks' (see `keep_delivery_requests_out_of_logs`).
     sender = apprise.Apprise(asset=apprise.AppriseAsset(async_mode=False))
     for url in config.get("urls", []):
         sender.add(str(url))
+    try:
+        for plugin in sender:
+            for host in apprise_hosts(plugin):
+                guard.check_host(host)
+    except OutboundRefused as refused:
+        raise DeliveryError(refusal_text(refused), permanent=True) from None
     notify_type = "success" if message.state == "resolved" else _NOTIFY_TYPE.get(message.severity, "info")
     buffer = io.StringIO()
     handler = logging.StreamHandler(buffer)
@@ -526,11 +647,14 @@ def send_apprise(config: Mapping[str, Any], message: AlertMessage) -> None:
     with _APPRISE_LOCK:
         apprise_logger.addHandler(handler)
         try:
-            ok = bool(
-                sender.notify(body=message_text(message), title=message.subject, notify_type=notify_type)
-            )
+            with guard.guard_urllib3() as scope:
+                ok = bool(
+                    sender.notify(body=message_text(message), title=message.subject, notify_type=notify_type)
+                )
         finally:
             apprise_logger.removeHandler(handler)
+    if scope.refusals:
+        raise DeliveryError(refusal_text(scope.refusals[0]), permanent=True)
     if not ok:
         said = " ".join(line.strip() for line in buffer.getvalue().splitlines() if line.strip())
         raise DeliveryError(said[:1000] or "apprise could not deliver to every URL")

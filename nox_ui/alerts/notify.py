@@ -18,9 +18,13 @@ engine ── dispatch(message, ids) ──► intake (deque; returns at once)
 
 Every attempt is written to the row, so the delivery log shows what happened: `attempts`, `status`,
 `sent_at`, and `error`, one line per failed attempt (`attempt N at <UTC time>: <what went wrong>`,
-secrets scrubbed). Pending rows are picked up again when the queue starts, so a restart loses nothing
-that reached the database; the message is then rebuilt from the alert and its rule. A test message
-(event `test`) is tried once, so the person testing sees the real outcome at once.
+secrets scrubbed; a status code or an error class, never what the target answered). Pending rows are
+picked up again when the queue starts, so a restart loses nothing that reached the database; the
+message is then rebuilt from the alert and its rule. A test message (event `test`) is tried once, so
+the person testing sees the real outcome at once. A target the outbound guard refuses, or a secret
+that cannot be decrypted, fails at once: retrying cannot help.
+
+Notifier secrets are stored encrypted (`channels.seal`); the queue decrypts them only to send.
 """
 
 from __future__ import annotations
@@ -48,9 +52,11 @@ if TYPE_CHECKING:
 
 from nox_ui.alerts import channels
 from nox_ui.alerts.messages import AlertMessage
+from nox_ui.crypto import SecretBox, SecretUnreadable
 from nox_ui.db import Database
 from nox_ui.errors import Conflict, Invalid, NotFound
 from nox_ui.models import Alert, AlertRule, Delivery, Notifier, utcnow
+from nox_ui.outbound import OutboundGuard
 from nox_ui.roles import Principal, Role
 from nox_ui.runtime_settings import RuntimeSettings
 from nox_ui.services.audit import AuditService
@@ -221,8 +227,10 @@ class _Outcome:
 class DeliveryQueue:
     """The asynchronous, retrying sender. Implements `Dispatcher`; see the module docstring.
 
-    `smtp` returns the current runtime settings (read at each email); `link(alert_id)` builds the
-    panel link of a message rebuilt after a restart. The retry policy: attempt n failed → wait
+    `smtp` returns the current runtime settings (read at each email, and for `notify_allowed_hosts`);
+    `link(alert_id)` builds the panel link of a message rebuilt after a restart; `secrets` decrypts the
+    stored notifier secrets; `outbound` guards every connection (by default one reading
+    `notify_allowed_hosts` from `smtp()`). The retry policy: attempt n failed → wait
     `min(backoff * 2**(n-1), backoff_max)` seconds, at most `max_attempts` attempts (tests use 0.05 s).
     """
 
@@ -239,6 +247,8 @@ class DeliveryQueue:
         max_attempts: int = 6,
         timeout: float = 10.0,
         concurrency: int = 8,
+        secrets: SecretBox | None = None,
+        outbound: OutboundGuard | None = None,
     ) -> None:
         if backoff <= 0 or backoff_max < backoff or max_attempts < 1 or timeout <= 0 or concurrency < 1:
             raise ValueError("invalid delivery queue policy")
@@ -250,6 +260,8 @@ class DeliveryQueue:
         self.max_attempts = max_attempts
         self.timeout = timeout
         self.concurrency = concurrency
+        self.secrets = secrets
+        self.outbound = outbound or OutboundGuard(lambda: smtp().notify_allowed_hosts)
         # Shared with other threads (deque appends and pops are atomic).
         self._intake: deque[tuple[AlertMessage, list[int]]] = deque()
         self._handoff: deque[tuple[int, AlertMessage | None]] = deque()
@@ -399,9 +411,8 @@ class DeliveryQueue:
         """The worker's HTTP client, made on first use: a panel without webhooks never loads httpx or
         builds its TLS context (a few MiB)."""
         if self._client is None:
-            import httpx
-
-            self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+            # A webhook's redirect is reported, not followed: receivers answer where they are asked.
+            self._client = self.outbound.async_client(timeout=self.timeout, follow_redirects=False)
         return self._client
 
     async def _persist_intake(self) -> None:
@@ -570,27 +581,35 @@ class DeliveryQueue:
         """None when it went through, else the error and whether retrying is pointless."""
         if message is None:
             return "the alert of this notification no longer exists", True
-        secrets = channels.secrets_of(job.kind, job.config)
+        try:
+            config = channels.unseal(job.kind, job.config, self.secrets)
+        except SecretUnreadable as exc:
+            return str(exc), True
+        secrets = channels.secrets_of(job.kind, config)
         channels.remember_secrets(f"notifier {job.notifier_name}", secrets)
         try:
             if job.kind == "webhook":
                 await channels.send_webhook(
-                    self._http(), job.config, message, event=job.event, delivery_id=job.delivery_id
+                    self._http(), config, message, event=job.event, delivery_id=job.delivery_id
                 )
             elif job.kind == "email":
                 settings = self.smtp()
                 secrets.append(settings.smtp_password)
-                await asyncio.to_thread(
-                    channels.send_email, settings, job.config, message, timeout=self.timeout
-                )
+                await asyncio.to_thread(channels.send_email, settings, config, message, timeout=self.timeout)
             elif job.kind == "apprise":
-                await asyncio.to_thread(channels.send_apprise, job.config, message)
+                await asyncio.to_thread(channels.send_apprise, config, message, self.outbound)
             else:
                 return f"unknown notifier kind {job.kind!r}", True
         except channels.DeliveryError as exc:
-            return channels.scrub(str(exc), secrets) or "failed", False
-        except Exception as exc:  # a bug or an unexpected library error: keep it in the log, retry
-            return channels.scrub(f"{type(exc).__name__}: {exc}", secrets), False
+            return channels.scrub(str(exc), secrets) or "failed", exc.permanent
+        except Exception as exc:  # a bug or an unexpected library error: its class here, the rest logged
+            logger.warning(
+                "notification {} to {!r} hit an unexpected error: {}",
+                job.delivery_id,
+                job.notifier_name,
+                channels.scrub(f"{type(exc).__name__}: {exc}", secrets),
+            )
+            return channels.error_class(exc), False
         return None, False
 
     def _record(self, delivery_id: int, error: str | None, permanent: bool) -> _Outcome | None:
@@ -676,10 +695,14 @@ def clean_name(name: Any) -> str:
 
 
 class NotifierService:
-    """Notifiers: list/get (anyone signed in), create/update/delete/test (operator or admin), audited.
+    """Notifiers: create/update/delete/test (operator or admin), audited. Their details and the delivery
+    log are for operators and admins too (the API and the page check it); `list` also feeds the names
+    shown next to rules.
 
     Mutating methods take `actor`: `None` means the panel itself or the local operator (CLI). The
-    service is also the engine's `Dispatcher` (`dispatch` hands over to `queue`)."""
+    service is also the engine's `Dispatcher` (`dispatch` hands over to `queue`). `secrets` encrypts
+    the notifiers' secrets at rest; `outbound` (default: one reading `notify_allowed_hosts`) refuses
+    internal targets when a notifier is saved and guards every send."""
 
     def __init__(
         self,
@@ -688,12 +711,18 @@ class NotifierService:
         smtp: Callable[[], RuntimeSettings],
         *,
         base_url: str,
+        secrets: SecretBox,
         queue: DeliveryQueue | None = None,
+        outbound: OutboundGuard | None = None,
     ) -> None:
         self.db = db
         self.audit = audit
         self.base_url = base_url.rstrip("/")
-        self.queue = queue or DeliveryQueue(db, smtp, link=self.alert_link)
+        self.secrets = secrets
+        self.outbound = outbound or OutboundGuard(lambda: smtp().notify_allowed_hosts)
+        self.queue = queue or DeliveryQueue(
+            db, smtp, link=self.alert_link, secrets=secrets, outbound=self.outbound
+        )
 
     def alert_link(self, alert_id: int | None) -> str:
         """The panel link a message carries: the alert on /alerts, or /alerts itself."""
@@ -737,7 +766,7 @@ class NotifierService:
             id=row.id,
             name=row.name,
             kind=row.kind,
-            config=channels.public_config(row.kind, _stored_config(row)),
+            config=channels.shown_config(row.kind, _stored_config(row)),
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
@@ -765,7 +794,9 @@ class NotifierService:
         name = clean_name(name)
         kind = channels.check_kind(kind)
         stored = channels.parse_config(kind, config)
-        row = Notifier(name=name, kind=kind, config=json.dumps(stored, sort_keys=True))
+        channels.check_targets(kind, stored, self.outbound)
+        sealed = channels.seal(kind, stored, self.secrets)
+        row = Notifier(name=name, kind=kind, config=json.dumps(sealed, sort_keys=True))
         with self.db.session() as session:
             if self._name_taken(session, name):
                 raise Conflict(f"a notifier named {name!r} already exists")
@@ -806,7 +837,14 @@ class NotifierService:
         self._authorize(actor, "notifier.update", current.name, ip)
         new_name = clean_name(name) if name is not None else current.name
         new_kind = channels.check_kind(kind) if kind is not None else current.kind
-        stored = _stored_config(current)
+        raw = _stored_config(current)
+        unreadable = False
+        try:
+            stored = channels.unseal(current.kind, raw, self.secrets)
+        except SecretUnreadable:
+            # a config given must then be whole; none given leaves the stored one as it is
+            stored, unreadable = {}, True
+        keep_raw = unreadable and config is None and new_kind == current.kind
         if new_kind != current.kind:
             if config is None:
                 raise Invalid(f"changing the kind to {new_kind} needs a config for it")
@@ -827,6 +865,8 @@ class NotifierService:
         )
         if not changed:
             return self._view(current)
+        if new_config != stored or new_kind != current.kind:
+            channels.check_targets(new_kind, new_config, self.outbound)
         with self.db.session() as session:
             row = session.get(Notifier, notifier_id)
             if row is None:
@@ -834,7 +874,8 @@ class NotifierService:
             if new_name != row.name and self._name_taken(session, new_name, other_than=notifier_id):
                 raise Conflict(f"a notifier named {new_name!r} already exists")
             row.name, row.kind = new_name, new_kind
-            row.config = json.dumps(new_config, sort_keys=True)
+            if not keep_raw:
+                row.config = json.dumps(channels.seal(new_kind, new_config, self.secrets), sort_keys=True)
             row.updated_at = utcnow()
             session.add(row)
             try:
@@ -850,7 +891,9 @@ class NotifierService:
                     details={
                         "changed": changed,
                         "kind": new_kind,
-                        "config": channels.public_config(new_kind, new_config),
+                        "config": channels.shown_config(current.kind, raw)
+                        if keep_raw
+                        else channels.public_config(new_kind, new_config),
                         **({"renamed_from": current.name} if new_name != current.name else {}),
                     },
                     ip=ip,
@@ -861,6 +904,18 @@ class NotifierService:
                 raise Conflict(f"a notifier named {new_name!r} already exists") from None
             session.refresh(row)
         return self._view(row)
+
+    def reencrypt_secrets(self, session: Session, box: SecretBox) -> int:
+        """Re-encrypt every notifier's secrets under `box`'s current key (it decrypts with its previous
+        keys too; plain text from before encryption is encrypted), in the caller's transaction (key
+        rotation); returns how many notifiers with secrets were rewritten. Raises `SecretUnreadable`
+        when a stored value opens with none of `box`'s keys."""
+        rows = session.exec(select(Notifier).where(col(Notifier.kind).in_(channels.SEALED_KINDS))).all()
+        for row in rows:
+            plain = channels.unseal(row.kind, _stored_config(row), box)
+            row.config = json.dumps(channels.seal(row.kind, plain, box), sort_keys=True)
+            session.add(row)
+        return len(rows)
 
     def delete(self, actor: Principal | None, notifier_id: int, *, ip: str = "") -> None:
         """Its delivery log goes with it. Rules that name it keep the id; the queue skips unknown ids."""

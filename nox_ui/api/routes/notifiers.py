@@ -1,8 +1,10 @@
 """Notifiers (webhook, email, apprise), their test message and the delivery log.
 
-Anyone signed in reads them; operators and admins change and test them. Secrets are write-only: a
-webhook's `secret` shows as `secret_set`, apprise URLs (they embed tokens) and the query string of a
-webhook URL are masked, and a PATCH that leaves a secret out keeps it.
+Operators and admins read, change and test them; viewers get 403 (a notifier's target and the
+delivery log describe internal services). Secrets are write-only: a webhook's `secret` shows as
+`secret_set`, apprise URLs (they embed tokens) and the query string of a webhook URL are masked, and
+a PATCH that leaves a secret out keeps it. A target that is internal as written (an IP literal,
+`localhost`) is refused with 422 unless an admin listed it in `notify_allowed_hosts`.
 """
 
 from __future__ import annotations
@@ -75,7 +77,11 @@ class DeliveryOut(BaseModel):
     event: str = Field(description="firing, resolved, repeat or test")
     status: str = Field(description="pending, sent or failed")
     attempts: int
-    error: str = Field(description="one line per failed attempt: 'attempt N at <UTC time>: <error>'")
+    error: str = Field(
+        description="one line per failed attempt: 'attempt N at <UTC time>: <error>', the error being a "
+        "status code ('HTTP 500 Internal Server Error'), an error class ('ConnectError') or a refusal "
+        "of the outbound guard; never the text the target answered"
+    )
     created_at: datetime
     next_attempt_at: datetime | None
     sent_at: datetime | None
@@ -98,9 +104,9 @@ class DeliveryOut(BaseModel):
         )
 
 
-@router.get("/notifiers", response_model=list[NotifierOut], summary="All notifiers (viewer)")
+@router.get("/notifiers", response_model=list[NotifierOut], summary="All notifiers (operator)")
 def list_notifiers(
-    _viewer: Principal = Depends(require_role(Role.VIEWER)), services: Services = Depends(get_services)
+    _operator: Principal = Depends(require_role(Role.OPERATOR)), services: Services = Depends(get_services)
 ) -> list[NotifierOut]:
     return [NotifierOut.of(view) for view in services.notifiers.list()]
 
@@ -114,15 +120,16 @@ def create_notifier(
     operator: Principal = Depends(require_role(Role.OPERATOR)),
     services: Services = Depends(get_services),
 ) -> NotifierOut:
-    """Unknown kind, invalid URL, address or apprise URL: 422. A name in use: 409."""
+    """Unknown kind, invalid URL, address or apprise URL, or an internal target (an IP literal or
+    `localhost` not listed in `notify_allowed_hosts`): 422. A name in use: 409."""
     view = services.notifiers.create(operator, body.name, body.kind, body.config, ip=client_ip(request))
     return NotifierOut.of(view)
 
 
-@router.get("/notifiers/{notifier_id}", response_model=NotifierOut, summary="One notifier (viewer)")
+@router.get("/notifiers/{notifier_id}", response_model=NotifierOut, summary="One notifier (operator)")
 def get_notifier(
     notifier_id: int = NotifierId,
-    _viewer: Principal = Depends(require_role(Role.VIEWER)),
+    _operator: Principal = Depends(require_role(Role.OPERATOR)),
     services: Services = Depends(get_services),
 ) -> NotifierOut:
     return NotifierOut.of(services.notifiers.get(notifier_id))
@@ -181,12 +188,12 @@ def test_notifier(
 @router.get(
     "/notifiers/{notifier_id}/deliveries",
     response_model=list[DeliveryOut],
-    summary="A notifier's delivery log, newest first (viewer)",
+    summary="A notifier's delivery log, newest first (operator)",
 )
 def notifier_deliveries(
     notifier_id: int = NotifierId,
     limit: int = Query(100, ge=1, le=1000),
-    _viewer: Principal = Depends(require_role(Role.VIEWER)),
+    _operator: Principal = Depends(require_role(Role.OPERATOR)),
     services: Services = Depends(get_services),
 ) -> list[DeliveryOut]:
     services.notifiers.get(notifier_id)
@@ -194,23 +201,23 @@ def notifier_deliveries(
 
 
 @router.get(
-    "/deliveries", response_model=list[DeliveryOut], summary="The delivery log, newest first (viewer)"
+    "/deliveries", response_model=list[DeliveryOut], summary="The delivery log, newest first (operator)"
 )
 def deliveries(
     alert_id: int | None = Query(None, ge=1, le=2**63 - 1, description="only this alert's deliveries"),
     notifier_id: int | None = Query(None, ge=1, le=2**63 - 1),
     limit: int = Query(100, ge=1, le=1000),
-    _viewer: Principal = Depends(require_role(Role.VIEWER)),
+    _operator: Principal = Depends(require_role(Role.OPERATOR)),
     services: Services = Depends(get_services),
 ) -> list[DeliveryOut]:
     views = services.notifiers.recent_deliveries(limit, notifier_id=notifier_id, alert_id=alert_id)
     return [DeliveryOut.of(view) for view in views]
 
 
-@router.get("/deliveries/{delivery_id}", response_model=DeliveryOut, summary="One delivery (viewer)")
+@router.get("/deliveries/{delivery_id}", response_model=DeliveryOut, summary="One delivery (operator)")
 def delivery(
     delivery_id: int = Path(ge=1, le=2**63 - 1),
-    _viewer: Principal = Depends(require_role(Role.VIEWER)),
+    _operator: Principal = Depends(require_role(Role.OPERATOR)),
     services: Services = Depends(get_services),
 ) -> DeliveryOut:
     return DeliveryOut.of(services.notifiers.delivery(delivery_id))

@@ -1,6 +1,6 @@
 """ASGI layers every request passes before any route, page or the API sees it.
 
-- `TrustedProxies`: `X-Forwarded-For` / `X-Forwarded-Proto` are believed only from the addresses of
+- `trusted_proxies_layer`: `X-Forwarded-For` / `X-Forwarded-Proto` are believed only from the addresses of
   `NOX_TRUSTED_PROXIES` (nobody's by default), so `scope["client"]`, and with it `request.client`,
   is the one client address that throttles, rate limits and the audit log all read.
 - `BodyLimit`: a request body larger than `max_request_kib` gets 413 before it is read into memory:
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any, cast
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -105,12 +106,13 @@ async def _send_all(send: Send, messages: list[Message]) -> None:
         await send(message)
 
 
-def TrustedProxies(app: ASGIApp, trusted: list[str]) -> ASGIApp:  # noqa: N802  (reads as a layer)
+def trusted_proxies_layer(app: ASGIApp, trusted: list[str]) -> ASGIApp:
     """uvicorn's proxy-headers layer for exactly the configured proxies; none configured: no layer,
     so a forwarded header from anyone changes nothing."""
     if not trusted:
         return app
-    return ProxyHeadersMiddleware(app, trusted_hosts=trusted)  # type: ignore[arg-type]
+    inner: Any = app  # uvicorn types ASGI apps more narrowly than Starlette; they are the same protocol
+    return cast(ASGIApp, ProxyHeadersMiddleware(inner, trusted_hosts=trusted))
 
 
 def guard_http(
@@ -118,4 +120,4 @@ def guard_http(
 ) -> ASGIApp:
     """The layers in order: the real client address first, then the security headers (so the body
     limit's own 413 carries them too), then the body limit."""
-    return TrustedProxies(SecurityHeaders(BodyLimit(app, max_body), https=https), trusted_proxies)
+    return trusted_proxies_layer(SecurityHeaders(BodyLimit(app, max_body), https=https), trusted_proxies)

@@ -3,6 +3,7 @@ address (forwarded headers believed only from NOX_TRUSTED_PROXIES), through the 
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -56,7 +57,9 @@ async def test_the_limit_follows_the_runtime_setting(app_user: User, accounts: S
     assert "16 KiB" in response.json()["detail"]
 
 
-async def test_forwarded_for_from_an_untrusted_peer_changes_nothing(app_user: User, accounts: Services) -> None:
+async def test_forwarded_for_from_an_untrusted_peer_changes_nothing(
+    app_user: User, accounts: Services
+) -> None:
     """15 wrong passwords, each claiming a new X-Forwarded-For: all counted against the real address."""
     codes = []
     for n in range(15):
@@ -80,8 +83,10 @@ async def client_of(app: object, headers: dict[str, str], peer: str) -> dict[str
 
 async def echo_client(scope: Scope, receive: Receive, send: Send) -> None:
     """The smallest app that says which client and scheme it was given."""
-    body = ('{"client": "%s", "scheme": "%s"}' % (scope["client"][0], scope["scheme"])).encode()
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    body = json.dumps({"client": scope["client"][0], "scheme": scope["scheme"]}).encode()
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+    )
     await send({"type": "http.response.body", "body": body})
 
 

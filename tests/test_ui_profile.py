@@ -180,7 +180,7 @@ async def test_guessing_the_current_password_is_throttled_and_audited(
     app_user.find(marker="current").clear()
     app_user.find(marker="current").type(VIEWER_PASSWORD)
     app_user.find(marker="change-password").click()
-    await app_user.should_see("Too many failed attempts", retries=100)
+    await app_user.should_see("Too many failed password checks", retries=100)
     failures = accounts.audit.query(action="auth.reauth.failure").events
     assert len(failures) == limit + 1
     assert accounts.auth.check_password("victor", VIEWER_PASSWORD)  # the password did not change

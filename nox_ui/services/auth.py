@@ -203,7 +203,7 @@ class AuthService:
             ),
             (Rate(policy.max_failures * 5, policy.lockout_seconds), f"login:ip:{ip or '-'}"),
         )
-        self._count_attempt(checks, lambda: self._login_failed(username, ip, "throttled"))
+        self._count_attempt(checks, "sign-ins", lambda: self._login_failed(username, ip, "throttled"))
         user = self.users.find(username) if username.strip() else None
         ok = self._verify(user.password_hash if user else None, password)
         if not ok or user is None or user.disabled:
@@ -217,14 +217,16 @@ class AuthService:
         self.users.record_sign_in(user.id, new_hash, ip=ip)
         return user
 
-    def _count_attempt(self, checks: Iterable[tuple[Rate, str]], on_throttled: Callable[[], None]) -> None:
+    def _count_attempt(
+        self, checks: Iterable[tuple[Rate, str]], what: str, on_throttled: Callable[[], None]
+    ) -> None:
         """Count one attempt against every (rate, key); past any of them, RateLimited (429)."""
         for limit, key in checks:
             if not self._limiter.hit(limit, key):
                 retry_after = self._limiter.retry_after(limit, key)
                 logger.warning("password attempts throttled for {} (retry in {} s)", key, retry_after)
                 on_throttled()
-                raise RateLimited(f"Too many failed attempts. Try again in {retry_after} s.", retry_after)
+                raise RateLimited(f"Too many failed {what}. Try again in {retry_after} s.", retry_after)
 
     def _verify(self, password_hash: str | None, password: str) -> bool:
         """Argon2 verification, at most VERIFY_CONCURRENCY at a time: each costs ~64 MiB, so a burst
@@ -267,7 +269,7 @@ class AuthService:
                 ip=ip,
             )
 
-        self._count_attempt([check], lambda: refused("throttled"))
+        self._count_attempt([check], "password checks", lambda: refused("throttled"))
         with self.db.session() as session:
             user = session.get(User, principal.user_id)
         if user is None or not self._verify(user.password_hash, password):

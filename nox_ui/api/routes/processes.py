@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from nox_ui.api.deps import client_ip, get_services, require_role
@@ -46,13 +46,14 @@ class SignalIn(BaseModel):
         default=None,
         description="optional: the process's create_time as listed; refused with 404 if the pid "
         "now belongs to another process",
+        allow_inf_nan=False,
     )
 
 
 @router.get("/processes", response_model=ProcessListOut, summary="The host's processes (viewer)")
 def list_processes(
     sort: str = "cpu",
-    q: str = "",
+    q: str = Query("", max_length=256),
     limit: int = 50,
     offset: int = 0,
     order: Literal["asc", "desc"] = "desc",
@@ -72,7 +73,7 @@ def list_processes(
     "/processes/{pid}/signal", response_model=ProcessOut, summary="Send TERM or KILL to a process (operator)"
 )
 def signal_process(
-    pid: int,
+    pid: Annotated[int, Path(ge=0, le=2**31 - 1, description="a process id")],
     body: SignalIn,
     request: Request,
     operator: Principal = Depends(require_role(Role.OPERATOR)),

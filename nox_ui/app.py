@@ -14,6 +14,7 @@ from nox_ui.metrics.collectors import default_collectors
 from nox_ui.metrics.history import HistoryStore, Retention
 from nox_ui.metrics.sampler import Sampler
 from nox_ui.metrics.service import MetricsService
+from nox_ui.outbound import OutboundGuard
 from nox_ui.runtime_settings import RuntimeSettings
 from nox_ui.services.audit import AuditService
 from nox_ui.services.auth import AuthService, LoginPolicy, SessionPolicy
@@ -30,6 +31,7 @@ class Services:
     settings: Settings
     db: Database
     secrets: SecretBox
+    outbound: OutboundGuard
     audit: AuditService
     config: SettingsService
     users: UserService
@@ -59,8 +61,15 @@ def build_services(settings: Settings) -> Services:
     history = HistoryStore(db, settings.data_dir / "cache" / "history", interval=settings.sample_interval)
     metrics = MetricsService(Sampler(default_collectors()), history, settings.sample_interval)
     config = SettingsService(db, audit, secrets)
+    # The one guarded client for every outbound request (webhooks and apprise now; OIDC, scrapes later).
+    outbound = OutboundGuard(lambda: config.current.notify_allowed_hosts)
     notifiers = NotifierService(
-        db, audit, lambda: config.current, base_url=settings.resolved_base_url, secrets=secrets
+        db,
+        audit,
+        lambda: config.current,
+        base_url=settings.resolved_base_url,
+        secrets=secrets,
+        outbound=outbound,
     )
     alerts = build_alerting(db, audit, metrics, base_url=settings.resolved_base_url, dispatcher=notifiers)
     api_limits = ApiRateLimiter()
@@ -85,6 +94,7 @@ def build_services(settings: Settings) -> Services:
         settings=settings,
         db=db,
         secrets=secrets,
+        outbound=outbound,
         audit=audit,
         config=config,
         users=users,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import ClassVar
 
 import psutil
@@ -283,3 +284,26 @@ def test_invalid_selectors_are_refused_with_a_reason(text: str) -> None:
     with pytest.raises(Invalid) as caught:
         parse_series(text)
     assert "invalid" in caught.value.message
+
+
+async def test_readyz_says_which_check_failed_without_the_database_error_text(
+    app_user: User, accounts: Services, tmp_path: Path
+) -> None:
+    """An anonymous caller learns that the database does not answer, not its path or driver message."""
+    from nox_ui.db import make_engine
+
+    accounts.metrics.tick()
+    working = accounts.db.engine
+    missing = tmp_path / "no such directory" / "nox.db"
+    accounts.db.engine = make_engine(f"sqlite:///{missing}")
+    try:
+        response = await app_user.http_client.get("/readyz")
+    finally:
+        accounts.db.engine.dispose()
+        accounts.db.engine = working
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"] == (
+        "error: the database does not answer (details in the server log)"
+    )
+    assert "no such directory" not in response.text
+    assert "OperationalError" not in response.text

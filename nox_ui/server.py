@@ -13,6 +13,7 @@ from nox_ui.logs import configure_logging
 
 STARTED_AT = time.monotonic()
 RECONNECT_TIMEOUT = 10.0
+TAB_STORAGE_AGE = 60.0  # seconds; NiceGUI prunes older tab storage every 10 s
 
 
 def message_history_length(sample_interval: float) -> int:
@@ -57,6 +58,9 @@ def serve(settings: Settings) -> None:
     services = prepare(settings)
     Storage.path = (settings.data_dir / "ui-storage").resolve()
     app.storage = Storage()
+    # Nox keeps nothing in app.storage.tab, yet NiceGUI holds an empty one in memory per browser tab ever
+    # opened, for 30 days by default: unbounded growth under reconnecting clients (bench/soak.py).
+    app.storage.max_tab_storage_age = TAB_STORAGE_AGE
     mount_app(services)
 
     app.on_startup(services.housekeeping.run)

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from bench.soak import RSS_TARGET
 from bench.util import MIB
 
 
@@ -164,6 +165,7 @@ def build_rows(r: dict[str, Any]) -> list[Row]:
                 _check(thousand["us"], thousand["us"] <= 1000),
             )
         )
+    rows += soak_rows(r.get("soak"))
     if nox.get("idle_rss") and gl.get("idle_rss"):
         ratio = nox["idle_rss"] / gl["idle_rss"]
         rows.append(
@@ -188,6 +190,41 @@ def build_rows(r: dict[str, Any]) -> list[Row]:
             )
         )
     return rows
+
+
+def soak_rows(h: dict[str, Any] | None) -> list[Row]:
+    if not h:
+        return []
+    minutes = h["seconds"] / 60
+    errors = h["errors"] + h["warmup"]["errors"]
+    return [
+        Row(
+            f"(h) soak: errors over {_f(minutes, 1)} min, {h['options']['concurrency']} dashboards reconnecting + API reads",
+            f"{errors} errors",
+            "—",
+            f"{h['connections']} dashboard connections completed, {h['api_requests']} API requests",
+            "0 errors",
+            errors == 0 and h["connections"] > 0 and h["api_requests"] > 0,
+        ),
+        Row(
+            "(h) soak: API latency p50 / p95 under the load",
+            f"{_f(h['api_p50_ms'], 1)} / {_f(h['api_p95_ms'], 1)} ms",
+            "—",
+            f"{_f(h['api_rps'], 1)} req/s, max {_f(h['api_max_ms'], 0)} ms; "
+            f"machine busy {_f(h['machine_busy_percent'], 0)} % of a core",
+            "",
+            None,
+        ),
+        Row(
+            "(h) soak: RSS after the load and a settle period vs before it",
+            _f(h["rss_after"] / MIB, 1, " MiB"),
+            _f(h["rss_before"] / MIB, 1, " MiB (before)"),
+            f"{_f(h['rss_ratio'], 3, 'x')}; {_f(h['rss_end'] / MIB, 1)} MiB at the end of the load, "
+            f"peak {_f(h['rss_peak'] / MIB, 1)} MiB",
+            "within 10 % of before",
+            _check(h["rss_ratio"], h["rss_ratio"] <= RSS_TARGET),
+        ),
+    ]
 
 
 def text_table(rows: list[Row]) -> str:
@@ -286,6 +323,26 @@ they still compete with the server for the cores, which shows in the latencies.
   repeats (the cache write after a miss is included); "cached" repeats one range.
 - **(f) idle RSS**: RSS of the server process tree 20 s after start with no client; idle CPU over
   seconds 10-20.
+- **(h) load and soak** (`bench/soak.py`; alone: `python -m bench --only soak`): a server of its
+  own (viewer account, one session cookie per dashboard slot, API rate limit raised as in (d)).
+  A helper process keeps 15 simulated dashboards connected at any moment (the (c) client); each
+  one waits for its first chart update, lives 2-6 s, disconnects, and its slot opens a new one at
+  once (a new page, a new NiceGUI client and browser tab each time). Meanwhile 4 API workers send
+  20 requests/s on a fixed schedule with a viewer's bearer token: every other one
+  `GET /api/v1/metrics/current`, the rest rotating through `/api/v1/me`, `/metrics/names`,
+  `/metrics/history?metric=cpu.percent`, `/alerts/rules` and `/alerts`; latency is per request,
+  measured in the helper. An **error** is any non-200 answer, failed request, dashboard that could
+  not connect, got no chart update within 15 s, or was disconnected by the server while it lived.
+  First a warm-up of the same load (at least 20 s and 45 dashboards come and gone: first-use
+  costs, and the allocator's high-water mark for ~50 pages alive at once, the 15 open plus the
+  closed ones kept for the 10 s reconnect timeout), then 75 s of settling (longer than the
+  reconnect timeout and than the pruning of NiceGUI's tab storage, 60 s old, every 10 s);
+  **RSS before** is the median of 5 readings 1 s apart. The load then runs 180 s (RSS read every
+  5 s for the peak, and at its end with the last dashboards still connected), the same 75 s of
+  settling follow, and **RSS after** is read like RSS before. Memory that Python frees is not
+  always returned to the system, so RSS does not fall back below the warm-up's high-water mark;
+  what the target catches is growth with the number of pages served (a leak), which the soak
+  serves several hundred of.
 """
 
 
@@ -399,6 +456,22 @@ def details(r: dict[str, Any]) -> list[str]:
                 for count, part in g["per_rules"].items()
             )
             + f"; 1,000 rules all firing {_f(g['firing_1000_us'], 0)} µs per sample"
+        )
+    h = r.get("soak")
+    if h:
+        o = h["options"]
+        out.append(
+            f"- Soak: {_f(h['seconds'], 0)} s, {o['concurrency']} dashboard slots (each dashboard lives "
+            f"{_f(o['life_min'], 0)}-{_f(o['life_max'], 0)} s, then the slot reconnects): {h['opened']} opened, "
+            f"{h['connections']} completed, {h['updates']} chart updates (latency p50 {_f(h['update_p50_ms'], 0)} / "
+            f"p95 {_f(h['update_p95_ms'], 0)} ms); {h['api_requests']} API requests ("
+            + ", ".join(f"{path} {count}" for path, count in sorted(h["api_by_path"].items()))
+            + f"); server CPU {_f(h['cpu_percent'], 1)} % of a core, machine busy "
+            f"{_f(h['machine_busy_percent'], 1)} %; RSS {_f(h['rss_start'] / MIB, 1)} MiB at start, "
+            f"{_f(h['rss_before'] / MIB, 1)} after the warm-up ({h['warmup']['connections']} connections), "
+            f"peak {_f(h['rss_peak'] / MIB, 1)}, {_f(h['rss_end'] / MIB, 1)} at the end of the load, "
+            f"{_f(h['rss_after'] / MIB, 1)} after settling"
+            + (f"; errors: {h['error_samples']}" if h["errors"] else "")
         )
     e = r.get("history")
     if e:

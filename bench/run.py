@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 import psutil
 
-from bench import alerts_bench, history_bench, loadgen, report, sampling
+from bench import alerts_bench, history_bench, loadgen, report, sampling, soak
 from bench import glances as glances_mod
 from bench.nox import NoxServer
 from bench.util import MIB, Child, CpuWindow, Processes, log, measure_cpu
@@ -341,6 +341,34 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path, results: dict
                 nox["rps"] = nox_rps(bench, server, wrk)
         finally:
             server.stop()
+    run_soak(args, procs, workdir, results)
+    signal.alarm(0)
+    results["measure_seconds"] = time.monotonic() - started
+
+
+def soak_options(args: argparse.Namespace) -> soak.SoakOptions:
+    return soak.SoakOptions(
+        seconds=args.soak_seconds, concurrency=args.soak_clients, api_rate=args.soak_api_rate
+    )
+
+
+def run_soak(args: argparse.Namespace, procs: Processes, workdir: Path, results: dict[str, Any]) -> None:
+    log(
+        f"(h) load and soak: {args.soak_clients} dashboards reconnecting + API reads for {args.soak_seconds:.0f} s"
+    )
+    results["soak"] = soak.run(procs, workdir, soak_options(args))
+    for stage in (results["soak"], results["soak"]["warmup"]):
+        if stage["errors"]:
+            results.setdefault("notes", []).append(f"soak errors: {stage['error_samples']}")
+
+
+def run_only(args: argparse.Namespace, procs: Processes, workdir: Path, results: dict[str, Any]) -> None:
+    """One measurement alone (`--only`), e.g. to check a change without the whole ~12-minute run."""
+    results["notes"] = []
+    started = time.monotonic()
+    signal.alarm(int(args.time_limit))
+    if args.only == "soak":
+        run_soak(args, procs, workdir, results)
     signal.alarm(0)
     results["measure_seconds"] = time.monotonic() - started
 
@@ -358,8 +386,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load-seconds", type=int, default=10)
     parser.add_argument("--skip-browser", action="store_true")
     parser.add_argument("--python-loadgen", action="store_true", help="never use wrk")
-    parser.add_argument("--time-limit", type=float, default=900.0, help="hard limit for the measurements")
+    parser.add_argument("--time-limit", type=float, default=1200.0, help="hard limit for the measurements")
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    parser.add_argument(
+        "--only",
+        choices=["soak"],
+        help="run this one measurement and print its rows; docs/benchmarks.md is left as it is",
+    )
+    parser.add_argument("--soak-seconds", type=float, default=180.0, help="(h) how long the load runs")
+    parser.add_argument("--soak-clients", type=int, default=15, help="(h) dashboards connected at a time")
+    parser.add_argument("--soak-api-rate", type=float, default=20.0, help="(h) API requests per second")
     args = parser.parse_args(argv)
 
     from loguru import logger
@@ -386,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     try:
         log(f"work dir {workdir}, results in {out_dir.relative_to(ROOT)}")
-        run(args, procs, workdir, results)
+        (run_only if args.only else run)(args, procs, workdir, results)
     except (Exception, KeyboardInterrupt, SystemExit) as exc:
         code = 1
         traceback.print_exc(file=sys.stdout)
@@ -407,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
     for note in results.get("notes", []):
         print(f"note: {note}")
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-    if code == 0 and not args.no_docs:
+    if code == 0 and not args.no_docs and not args.only:
         DOCS.write_text(report.markdown(results, rows), encoding="utf-8")
         print(f"wrote {DOCS.relative_to(ROOT)}")
     sys.stdout = real_stdout

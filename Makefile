@@ -39,7 +39,8 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[test,bench]'
 	@touch $@ $(VENV)/.installed
 
-# Not part of the tests: ~8 minutes, traffic to 127.0.0.1 only; rewrites docs/benchmarks.md.
+# Not part of the tests: ~14 minutes (the soak alone: `python -m bench --only soak`), traffic to 127.0.0.1 only;
+# rewrites docs/benchmarks.md.
 bench: $(VENV)/.installed-bench
 	$(BIN)/python -m bench
 

@@ -655,7 +655,11 @@ def test_the_delivery_log_keeps_a_status_or_an_error_class_never_what_the_target
             connection, _ = banner_server.accept()
             with connection:
                 connection.sendall(b"SSH-2.0-OpenSSH_9.6 internal-banner-text\r\n")
-                connection.recv(65536)
+                # Half-close after the banner, then read everything the client sends: closing with its
+                # request unread would reset the connection (ReadError) instead, depending on timing.
+                connection.shutdown(socket.SHUT_WR)
+                while connection.recv(65536):
+                    pass
 
         threading.Thread(target=answer_with_a_banner, daemon=True).start()
         ssh = webhook(services, f"http://127.0.0.1:{port}/", name="ssh")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nox_ui.ratelimits import Limiter, Rate, parse_rates
+from nox_ui.ratelimits import FixedWindows, Limiter, Rate, parse_rates
 
 
 def test_rates_parse_in_the_usual_notations() -> None:
@@ -32,3 +32,22 @@ def test_a_limiter_refuses_past_the_amount_per_key_until_cleared(strategy: str) 
     assert limiter.hit(rate, "k")
     limiter.reset()
     assert all(limiter.hit(rate, "k") for _ in range(3))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_fixed_windows_refuse_past_the_amount_until_the_next_window() -> None:
+    clock = Clock()
+    windows = FixedWindows(clock)
+    rate = Rate(2, 60)
+    clock.now = 60 * 1000 + 15  # 45 s before the window ends
+    assert [windows.hit(rate, "a") for _ in range(3)] == [0, 0, 45]
+    assert windows.hit(rate, "b") == 0
+    clock.now += 45
+    assert windows.hit(rate, "a") == 0

@@ -120,6 +120,16 @@ def start_serve(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]
         )
 
 
+def stop_serve(process: subprocess.Popen[bytes]) -> None:
+    """A graceful stop, or a kill when the server does not stop within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("nox-browser")
@@ -132,12 +142,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         assert setup_url.startswith(base_url + "/setup?token="), setup_url
         yield Server(base_url=base_url, setup_url=setup_url, log=log, process=process)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_serve(process)
 
 
 @pytest.fixture(scope="module")

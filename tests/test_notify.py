@@ -658,8 +658,7 @@ def test_the_delivery_log_keeps_a_status_or_an_error_class_never_what_the_target
                 # Half-close after the banner, then read everything the client sends: closing with its
                 # request unread would reset the connection (ReadError) instead, depending on timing.
                 connection.shutdown(socket.SHUT_WR)
-                while connection.recv(65536):
-                    pass
+                b"".join(iter(lambda: connection.recv(65536), b""))
 
         threading.Thread(target=answer_with_a_banner, daemon=True).start()
         ssh = webhook(services, f"http://127.0.0.1:{port}/", name="ssh")

@@ -12,7 +12,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.test_browser import PROJECT_ROOT, _free_port, _wait_until_serving, start_serve
+from tests.test_browser import PROJECT_ROOT, _free_port, _wait_until_serving, start_serve, stop_serve
 
 PASSWORD = "served-security-admin-1"
 NOX_UI = [sys.executable, "-m", "nox_ui"]
@@ -47,12 +47,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, subp
         _wait_until_serving(process, log, base_url, setup_url=False)
         yield base_url, process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_serve(process)
 
 
 def test_forwarded_for_from_loopback_does_not_escape_the_throttle(served: tuple[str, object]) -> None:

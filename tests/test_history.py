@@ -380,9 +380,11 @@ def month(services: Services) -> dict[str, Any]:
 
 
 def expected(rows: list[tuple[int, float, float, float]], since: float, until: float, step: int) -> list:
+    # The store works in whole seconds (it queries from int(since)): a row on a minute boundary
+    # within the second before `since` is in, as it is for the store when `now` is in a minute's first second.
     buckets: dict[int, list[tuple[int, float, float, float]]] = {}
     for row in rows:
-        if since <= row[0] < until:
+        if int(since) <= row[0] < int(until):
             buckets.setdefault(int((row[0] - int(since)) // step), []).append(row)
     return [
         (min(r[0] for r in rs), sum(r[1] for r in rs) / len(rs), min(r[2] for r in rs), max(r[3] for r in rs))

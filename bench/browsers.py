@@ -12,10 +12,9 @@ import asyncio
 import json
 import sys
 import time
-import traceback
 from typing import Any
 
-from bench.util import child_io, percentile
+from bench.util import percentile, run_child
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -105,13 +104,7 @@ async def main_async(config: dict[str, Any], emit: Any) -> None:
 
 
 def main() -> None:
-    config, emit = child_io()
-    try:
-        asyncio.run(main_async(config, emit))
-    except Exception as exc:
-        traceback.print_exc()
-        emit("error", message=f"{type(exc).__name__}: {exc}")
-        raise SystemExit(1) from exc
+    run_child(main_async)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ import json
 import re
 import sys
 import time
-import traceback
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -33,7 +32,7 @@ import aiohttp
 import socketio
 from yarl import URL
 
-from bench.util import child_io, percentile
+from bench.util import percentile, run_child
 
 SOCKET_PATH = "/_nicegui_ws/socket.io"
 QUERY_RE = re.compile(r"query: (\{[^\n]*\}),\s*\n")
@@ -219,13 +218,7 @@ async def main_async(config: dict[str, Any], emit: Any) -> None:
 
 
 def main() -> None:
-    config, emit = child_io()
-    try:
-        asyncio.run(main_async(config, emit))
-    except Exception as exc:
-        traceback.print_exc()
-        emit("error", message=f"{type(exc).__name__}: {exc}")
-        raise SystemExit(1) from exc
+    run_child(main_async)
 
 
 if __name__ == "__main__":

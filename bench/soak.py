@@ -17,13 +17,12 @@ import random
 import statistics
 import sys
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.nox import NoxServer
-from bench.util import MIB, Child, CpuWindow, Processes, child_io, log, percentile
+from bench.util import MIB, Child, CpuWindow, Processes, log, percentile, run_child
 
 FIRST_UPDATE_TIMEOUT = 15.0
 API_PATHS = [  # every other request is /metrics/current, the rest rotate through these reads
@@ -286,13 +285,7 @@ async def main_async(config: dict[str, Any], emit: Any) -> None:
 
 
 def main() -> None:
-    config, emit = child_io()
-    try:
-        asyncio.run(main_async(config, emit))
-    except Exception as exc:
-        traceback.print_exc()
-        emit("error", message=f"{type(exc).__name__}: {exc}")
-        raise SystemExit(1) from exc
+    run_child(main_async)
 
 
 if __name__ == "__main__":

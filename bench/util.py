@@ -3,6 +3,7 @@ and the line protocol the harness speaks with its helper processes."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -13,9 +14,10 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -241,3 +243,14 @@ def child_io() -> tuple[dict[str, Any], Any]:
         sys.stdout.flush()
 
     return config, emit
+
+
+def run_child(main_async: Callable[[dict[str, Any], Any], Awaitable[None]]) -> None:
+    """A helper's entry point: `main_async(config, emit)`, a crash reported as one `error` line."""
+    config, emit = child_io()
+    try:
+        asyncio.run(main_async(config, emit))
+    except Exception as exc:
+        traceback.print_exc()
+        emit("error", message=f"{type(exc).__name__}: {exc}")
+        raise SystemExit(1) from exc

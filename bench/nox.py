@@ -68,7 +68,7 @@ class NoxServer:
 
         services = prepare(Settings(data_dir=self.data_dir, database_url=None))
         try:
-            services.config.update(None, {"api_rate_limit": "100000000/minute"})
+            services.settings.update(None, {"api_rate_limit": "100000000/minute"})
             user = services.users.find(USERNAME)
             assert user is not None and user.id is not None
             return [

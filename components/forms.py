@@ -8,7 +8,7 @@ from typing import Any
 
 from nicegui import ui
 
-from components.theme import apply_theme, card
+from nox_ui.components.theme import apply_theme, card
 
 
 def password_input(label: str, *, autocomplete: str = "current-password") -> ui.input:

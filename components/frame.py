@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 
 from nicegui import app, ui
 
-from components.session import SIGN_OUT_FORM
-from components.theme import apply_theme
+from nox_ui.components.session import SIGN_OUT_FORM
+from nox_ui.components.theme import apply_theme
 from nox_ui.roles import Principal, Role
 
 if TYPE_CHECKING:
-    from components.session import SessionGuard
+    from nox_ui.components.session import SessionGuard
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ _CONNECTION_JS = """
 def frame(guard: SessionGuard, principal: Principal, title: str) -> Iterator[None]:
     apply_theme()
     current_path = ui.context.client.page.path
-    site_name = guard.services.config.current.site_name
+    site_name = guard.services.settings.current.site_name
     ui.page_title(f"{title} · {site_name}")
     dark = ui.dark_mode(app.storage.user.get("dark"))
 

@@ -73,7 +73,7 @@ class SessionGuard:
         return decorator
 
     def forbidden(self, principal: Principal, message: str) -> None:
-        from components.frame import frame
+        from nox_ui.components.frame import frame
 
         with (
             frame(self, principal, "Access denied"),

@@ -28,12 +28,12 @@ from nox_ui.services.users import UserService
 
 @dataclass
 class Services:
-    settings: Settings
+    config: Settings  # the process configuration (environment, fixed at start)
     db: Database
     secrets: SecretBox
     outbound: OutboundGuard
     audit: AuditService
-    config: SettingsService
+    settings: SettingsService  # the runtime settings admins change in the panel
     users: UserService
     auth: AuthService
     setup: SetupService
@@ -91,12 +91,12 @@ def build_services(settings: Settings) -> Services:
     audit_retention = AuditRetention(audit, config, settings.data_dir / "backups")
     alert_retention = AlertHistoryRetention(alerts.engine, notifiers, config)
     return Services(
-        settings=settings,
+        config=settings,
         db=db,
         secrets=secrets,
         outbound=outbound,
         audit=audit,
-        config=config,
+        settings=config,
         users=users,
         auth=auth,
         setup=SetupService(users),

@@ -171,7 +171,7 @@ def _cutoff(args: argparse.Namespace) -> datetime:
 def cmd_audit_archive(args: argparse.Namespace) -> int:
     cutoff = _cutoff(args)
     services = _services(args)
-    done = services.audit.archive(cutoff, services.settings.data_dir / "backups")
+    done = services.audit.archive(cutoff, services.config.data_dir / "backups")
     if done.count == 0:
         print(f"nothing to archive: no event before {cutoff.isoformat(timespec='seconds')}")
     else:

@@ -36,7 +36,7 @@ def announce_setup(services: Services) -> None:
     token = services.setup.token()
     if token is None:
         return
-    url = f"{services.settings.resolved_base_url}/setup?token={token}"
+    url = f"{services.config.resolved_base_url}/setup?token={token}"
     banner = "=" * 72
     # print, not log: the one-time URL is for the person at the console, not for log files
     print(

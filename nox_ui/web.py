@@ -87,7 +87,7 @@ def machine_router(services: Services) -> Router:
     registries: list[Any] = []  # built at the first scrape: prometheus_client is not loaded before
 
     def prometheus_metrics(request: Request) -> Response:
-        if not services.settings.metrics_public:
+        if not services.config.metrics_public:
             header = request.headers.get("authorization", "")
             token = header[7:].strip() if header.lower().startswith("bearer ") else ""
             principal = services.auth.resolve_token(token)
@@ -144,9 +144,9 @@ def _route_machine_requests(machine: Router, services: Services) -> None:
 
         return guard_http(
             dispatch,
-            trusted_proxies=services.settings.trusted_proxy_list,
-            max_body=lambda: services.config.current.max_request_kib * 1024,
-            https=services.settings.resolved_base_url.startswith("https://"),
+            trusted_proxies=services.config.trusted_proxy_list,
+            max_body=lambda: services.settings.current.max_request_kib * 1024,
+            https=services.config.resolved_base_url.startswith("https://"),
         )
 
     app.build_middleware_stack = build  # type: ignore[method-assign]
@@ -158,7 +158,7 @@ def mount_app(services: Services) -> None:
     owned = {"/auth/complete", "/logout"}
     app.routes[:] = [r for r in app.routes if getattr(r, "path", None) not in owned]
     app.state.services = services
-    secure_cookie = services.settings.resolved_base_url.startswith("https://")
+    secure_cookie = services.config.resolved_base_url.startswith("https://")
     max_age = int(services.auth.session_policy.absolute.total_seconds())
     _route_machine_requests(machine_router(services), services)
 
@@ -193,7 +193,7 @@ def mount_app(services: Services) -> None:
         cookie = request.cookies.get(SESSION_COOKIE, "")
         form = await request.form()
         token = form.get("csrf")
-        if not _same_origin(request, services.settings.resolved_base_url) or not (
+        if not _same_origin(request, services.config.resolved_base_url) or not (
             isinstance(token, str) and services.auth.check_sign_out_token(cookie, token)
         ):
             logger.info("sign-out refused: missing or wrong CSRF token, or another site's form")

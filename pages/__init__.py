@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from nicegui import ui
 
-from components.session import SessionGuard
 from nox_ui.app import Services
-from pages import (
+from nox_ui.components.session import SessionGuard
+from nox_ui.pages import (
     admin_audit,
     admin_settings,
     admin_users,

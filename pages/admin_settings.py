@@ -10,10 +10,10 @@ from typing import Any
 
 from nicegui import events, run, ui
 
-from components.frame import frame
-from components.session import SessionGuard, client_ip
-from components.theme import card
 from nox_ui.app import Services
+from nox_ui.components.frame import frame
+from nox_ui.components.session import SessionGuard, client_ip
+from nox_ui.components.theme import card
 from nox_ui.errors import NoxError
 from nox_ui.roles import Principal, Role
 from nox_ui.runtime_settings import GROUPS, SettingInfo
@@ -42,7 +42,7 @@ def _diff_rows(diff: list[SettingChange]) -> list[dict[str, str]]:
 
 
 def register(services: Services, guard: SessionGuard) -> None:
-    config = services.config
+    config = services.settings
 
     @guard.page("/admin/settings", role=Role.ADMIN, title="Settings")
     def settings_page(principal: Principal) -> None:

@@ -12,16 +12,16 @@ from typing import Any
 
 from nicegui import events, run, ui
 
-from components.forms import ConfirmDialog
-from components.frame import frame
-from components.session import SessionGuard, client_ip
-from components.tables import row_actions_slot
-from components.theme import card
 from nox_ui.alerts.engine import AlertCounts, AlertView, Preview
 from nox_ui.alerts.notify import NotifierView
 from nox_ui.alerts.rules import notifier_ids
 from nox_ui.alerts.silences import is_active, matchers_of
 from nox_ui.app import Services
+from nox_ui.components.forms import ConfirmDialog
+from nox_ui.components.frame import frame
+from nox_ui.components.session import SessionGuard, client_ip
+from nox_ui.components.tables import row_actions_slot
+from nox_ui.components.theme import card
 from nox_ui.errors import NoxError
 from nox_ui.models import AlertRule, Silence
 from nox_ui.roles import Principal, Role

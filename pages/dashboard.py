@@ -8,13 +8,13 @@ from typing import Any
 
 from nicegui import ui
 
-from components.charts import CHART_JS, live_chart
-from components.format import format_bytes
-from components.frame import frame
-from components.live import CHART_SECONDS, DashboardFeed, View
-from components.session import SessionGuard
-from components.theme import card
 from nox_ui.app import Services
+from nox_ui.components.charts import CHART_JS, live_chart
+from nox_ui.components.format import format_bytes
+from nox_ui.components.frame import frame
+from nox_ui.components.live import CHART_SECONDS, DashboardFeed, View
+from nox_ui.components.session import SessionGuard
+from nox_ui.components.theme import card
 from nox_ui.metrics.host import host_facts
 from nox_ui.roles import Principal
 

@@ -9,11 +9,11 @@ from typing import Any
 
 from nicegui import run, ui
 
-from components.charts import BYTES_AXIS, PALETTE
-from components.frame import frame
-from components.session import SessionGuard
-from components.theme import card
 from nox_ui.app import Services
+from nox_ui.components.charts import BYTES_AXIS, PALETTE
+from nox_ui.components.frame import frame
+from nox_ui.components.session import SessionGuard
+from nox_ui.components.theme import card
 from nox_ui.errors import NoxError
 from nox_ui.metrics.history import HistoryResult
 from nox_ui.roles import Principal

@@ -6,9 +6,9 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse
 from nicegui import run, ui
 
-from components.forms import auth_card, error_banner, password_input, text_input
-from components.session import SessionGuard
 from nox_ui.app import Services
+from nox_ui.components.forms import auth_card, error_banner, password_input, text_input
+from nox_ui.components.session import SessionGuard
 from nox_ui.errors import NoxError
 from nox_ui.web import browser_id, safe_next
 

@@ -9,11 +9,11 @@ from typing import Any
 from nicegui import run, ui
 from nicegui.events import GenericEventArguments
 
-from components.format import format_bytes
-from components.frame import frame
-from components.session import SessionGuard, client_ip
-from components.theme import card
 from nox_ui.app import Services
+from nox_ui.components.format import format_bytes
+from nox_ui.components.frame import frame
+from nox_ui.components.session import SessionGuard, client_ip
+from nox_ui.components.theme import card
 from nox_ui.errors import NoxError
 from nox_ui.roles import Principal, Role
 from nox_ui.services.processes import ProcessDetails, ProcessInfo, ProcessPage

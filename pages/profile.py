@@ -12,11 +12,11 @@ from typing import Any
 
 from nicegui import events, run, ui
 
-from components.forms import ConfirmDialog, error_banner, password_input, text_input
-from components.frame import frame
-from components.session import SessionGuard, client_ip
-from components.theme import card
 from nox_ui.app import Services
+from nox_ui.components.forms import ConfirmDialog, error_banner, password_input, text_input
+from nox_ui.components.frame import frame
+from nox_ui.components.session import SessionGuard, client_ip
+from nox_ui.components.theme import card
 from nox_ui.errors import NoxError
 from nox_ui.models import LoginSession, utcnow
 from nox_ui.roles import Principal, Role

@@ -3,8 +3,8 @@ from __future__ import annotations
 from fastapi.responses import PlainTextResponse
 from nicegui import run, ui
 
-from components.forms import auth_card, error_banner, password_input, text_input
 from nox_ui.app import Services
+from nox_ui.components.forms import auth_card, error_banner, password_input, text_input
 from nox_ui.errors import Forbidden, NotFound, NoxError
 from nox_ui.passwords import MIN_LENGTH
 

@@ -23,7 +23,7 @@ QUIET = 0.5  # how long "nothing more arrives" is watched for
 def fast_queue(services: Services) -> DeliveryQueue:
     queue = DeliveryQueue(
         services.db,
-        lambda: services.config.current,
+        lambda: services.settings.current,
         link=services.notifiers.alert_link,
         backoff=0.05,
         backoff_max=0.5,
@@ -42,7 +42,7 @@ def wired(
 ) -> Iterator[dict[str, Any]]:
     """Email through the runtime SMTP settings to aiosmtpd, a webhook to the receiver, one rule using both:
     cpu.percent > 90 for 10 s, clearing only below 80."""
-    services.config.update(
+    services.settings.update(
         None,
         {
             "smtp_host": smtp_server.host,
@@ -190,7 +190,7 @@ def test_a_receiver_sees_firing_before_resolved_even_when_firing_needed_retries(
     wired["queue"].stop()
     slow = DeliveryQueue(  # a 0.5 s backoff, so the resolved message comes while firing waits
         services.db,
-        lambda: services.config.current,
+        lambda: services.settings.current,
         link=services.notifiers.alert_link,
         backoff=0.5,
         secrets=services.secrets,

@@ -378,7 +378,7 @@ def test_an_internal_notifier_target_is_422_naming_the_setting_until_an_admin_al
     )
     assert moved.status_code == 422 and "localhost is a loopback name" in moved.json()["detail"]
 
-    accounts.config.update(None, {"notify_allowed_hosts": "10.0.0.0/8, localhost"})
+    accounts.settings.update(None, {"notify_allowed_hosts": "10.0.0.0/8, localhost"})
     assert api.post("/api/v1/notifiers", json=apprise, headers=operator).status_code == 201
     moved = api.patch(
         f"/api/v1/notifiers/{hook['id']}",

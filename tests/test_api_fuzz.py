@@ -53,7 +53,7 @@ class Fuzz:
         assert admin.id is not None
         self.admin_id = admin.id
         self.token_ids = {info.id for info in services.auth.list_tokens(admin.id)}
-        self.settings_baseline = services.config.export()
+        self.settings_baseline = services.settings.export()
         self.statuses: dict[str, Counter[int]] = defaultdict(Counter)
 
     def ends_the_session(self, case: schemathesis.Case) -> bool:
@@ -84,7 +84,7 @@ class Fuzz:
         finally:
             if label in SETTINGS_WRITES:
                 # a random valid setting (a 1/hour API limit, ...) would starve the operations after it
-                self.services.config.import_(None, self.settings_baseline)
+                self.services.settings.import_(None, self.settings_baseline)
 
     def boundaries(self, schema: Any, operation: Any) -> str | None:
         """schemathesis's coverage cases: each declared limit and just past it, wrong types, missing
@@ -147,7 +147,7 @@ async def test_fuzzing_every_operation_finds_no_server_error_and_no_answer_off_t
     app_user: User, accounts: Services
 ) -> None:
     # Lifted, or nearly every request after the first few hundred would be a (valid) 429.
-    accounts.config.update(None, {"api_rate_limit": "100000/second"})
+    accounts.settings.update(None, {"api_rate_limit": "100000/second"})
     response = await app_user.http_client.post(
         "/api/v1/auth/token", json={"username": "admin", "password": ADMIN_PASSWORD}
     )

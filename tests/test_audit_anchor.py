@@ -69,7 +69,7 @@ def rows(services: Services) -> list[dict[str, object]]:
 
 
 def head_path(services: Services) -> Path:
-    return services.settings.data_dir / HEAD_FILE
+    return services.config.data_dir / HEAD_FILE
 
 
 def head_json(services: Services) -> dict[str, object]:
@@ -182,7 +182,7 @@ def test_two_processes_and_this_one_append_and_the_head_keeps_up(services: Servi
         "    services.audit.record_now(actor=None, action='test.process', outcome='success', target_id=i)\n"
         "services.close()\n"
     )
-    data_dir = str(services.settings.data_dir)
+    data_dir = str(services.config.data_dir)
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOX_")}
     children = [
         subprocess.Popen([sys.executable, "-c", script, data_dir], cwd=ROOT, env=env) for _ in range(2)
@@ -320,7 +320,7 @@ def test_an_edited_head_fails_on_its_signature(log: Services) -> None:
 
 def test_a_head_signed_with_another_key_or_not_a_head_at_all_fails(log: Services) -> None:
     last_id, last_hash = newest(log)
-    other = AuditHead(log.settings.data_dir, "someone else's key")
+    other = AuditHead(log.config.data_dir, "someone else's key")
     with other.locked():
         other.write(Head(last_id=last_id, last_hash=last_hash, count=6))
     assert "has a bad signature" in log.audit.verify().reason
@@ -374,7 +374,7 @@ def test_reanchor_replaces_a_missing_head_and_says_so_in_the_log(log: Services) 
 
 def test_an_install_from_before_the_head_is_anchored_at_start(log: Services, errors: list[str]) -> None:
     head_path(log).unlink()
-    (log.settings.data_dir / LOCK_FILE).unlink()
+    (log.config.data_dir / LOCK_FILE).unlink()
     upgraded = prepare(log.settings)
     try:
         assert upgraded.audit.verify().ok
@@ -388,7 +388,7 @@ def test_an_install_from_before_the_head_is_anchored_at_start(log: Services, err
 
 
 def test_archive_then_verify_is_ok_and_the_head_follows(log: Services) -> None:
-    done = log.audit.archive(FUTURE, log.settings.data_dir / "backups")
+    done = log.audit.archive(FUTURE, log.config.data_dir / "backups")
     assert done.count == 6
     head = head_json(log)
     assert (head["last_id"], head["count"], head["archive"]) == (7, 1, None)
@@ -411,7 +411,7 @@ def test_a_crash_between_an_archive_commit_and_the_head_update_is_no_alarm(
     for n in range(4):
         log.audit.record_now(actor=None, action="test.new", outcome="success", target_id=n)
     monkeypatch.setattr(AuditService, "_advance_logged", lambda self: None)
-    done = log.audit.archive(before, log.settings.data_dir / "backups")
+    done = log.audit.archive(before, log.config.data_dir / "backups")
     assert done.count == (3 if before.year == 2000 else 7)
     pending = head_json(log)["archive"]
     assert isinstance(pending, dict) and pending["marker_id"] == 8
@@ -438,7 +438,7 @@ def test_an_archive_that_never_committed_leaves_no_trace(
     monkeypatch.setattr(AuditService, "_announce_archive", announce_then_die)
     monkeypatch.setattr(AuditService, "_withdraw_archive", lambda self, pending: None)
     with pytest.raises(Killed):
-        log.audit.archive(FUTURE, log.settings.data_dir / "backups")
+        log.audit.archive(FUTURE, log.config.data_dir / "backups")
     monkeypatch.undo()
     assert head_json(log)["archive"] is not None
     assert count_events(log) == 6 and log.audit.verify().ok
@@ -452,7 +452,7 @@ def test_an_archive_that_never_committed_leaves_no_trace(
 
 
 def test_resign_head_moves_the_head_to_a_new_key(log: Services) -> None:
-    data_dir = log.settings.data_dir
+    data_dir = log.config.data_dir
     assert log.audit.resign_head("the new secret key") is True
     with pytest.raises(HeadUnreadable, match="bad signature"):
         AuditHead(data_dir, "test-secret-key").read()
@@ -592,7 +592,7 @@ def test_a_hung_lock_holder_delays_no_event_and_the_head_catches_up(
 ) -> None:
     monkeypatch.setattr(audit_head, "LOCK_WAIT", 0.2)
     before = head_json(log)
-    fd = os.open(log.settings.data_dir / LOCK_FILE, os.O_RDWR)
+    fd = os.open(log.config.data_dir / LOCK_FILE, os.O_RDWR)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # another process, suspended while it held the lock
         event = log.audit.record_now(actor=None, action="test.during", outcome="success")

@@ -71,7 +71,7 @@ def log(clock: Clock, accounts: Services) -> Services:
 
 
 def backups(services: Services) -> Path:
-    return services.settings.data_dir / "backups"
+    return services.config.data_dir / "backups"
 
 
 def ids(services: Services) -> list[int]:

@@ -12,7 +12,7 @@ from tests.receivers import wait_until
 
 def test_retention_off_by_default_keeps_everything(accounts: Services) -> None:
     before = accounts.audit.query(limit=1).total
-    assert accounts.config.current.audit_retention_days == 0
+    assert accounts.settings.current.audit_retention_days == 0
     assert accounts.audit_retention.run_once(utcnow() + timedelta(days=3650)) is None
     assert accounts.audit.query(limit=1).total == before
 
@@ -20,11 +20,11 @@ def test_retention_off_by_default_keeps_everything(accounts: Services) -> None:
 def test_retention_archives_events_older_than_the_setting_and_the_chain_verifies(accounts: Services) -> None:
     old_events = accounts.audit.query(limit=1).total
     assert old_events > 0  # the fixture's account creations
-    accounts.config.update(None, {"audit_retention_days": 30})
+    accounts.settings.update(None, {"audit_retention_days": 30})
     # 31 days later, everything recorded so far (the settings change included) is old enough
     archived = accounts.audit_retention.run_once(utcnow() + timedelta(days=31))
     assert archived is not None and archived.count == old_events + 1
-    assert archived.path is not None and archived.path.parent == accounts.settings.data_dir / "backups"
+    assert archived.path is not None and archived.path.parent == accounts.config.data_dir / "backups"
     assert verify_archive(archived.path).ok
     remaining = accounts.audit.query(limit=10).events
     assert [e.action for e in remaining] == ["audit.archive"]
@@ -45,7 +45,7 @@ def test_alert_history_retention_deletes_old_resolved_alerts_with_their_deliveri
     from nox_ui.metrics.sampler import Sample
     from nox_ui.models import Delivery
 
-    accounts.config.update(None, {"notify_allowed_hosts": "127.0.0.1"})  # the outbound guard allows it
+    accounts.settings.update(None, {"notify_allowed_hosts": "127.0.0.1"})  # the outbound guard allows it
     hook = accounts.notifiers.create(None, "hook", "webhook", {"url": "http://127.0.0.1:9/hook"})
     accounts.alerts.rules.create(
         None,
@@ -68,13 +68,13 @@ def test_alert_history_retention_deletes_old_resolved_alerts_with_their_deliveri
         wait_until(lambda: deliveries() == 2)  # firing + resolved to the hook
     finally:
         accounts.notifiers.queue.stop()
-    assert accounts.config.current.alert_history_days == 90
+    assert accounts.settings.current.alert_history_days == 90
     assert accounts.alert_retention.run_once(utcnow() + timedelta(days=89)) == (0, 0)
     assert accounts.alert_retention.run_once(utcnow() + timedelta(days=91)) == (1, 0)
     assert engine.alerts("resolved") == []
     assert [a.rule_name for a in engine.alerts("firing")] == ["Load"]  # firing episodes stay
     assert deliveries() == 0  # the resolved alert's delivery log went with it
-    accounts.config.update(None, {"alert_history_days": 0})
+    accounts.settings.update(None, {"alert_history_days": 0})
     assert accounts.alert_retention.run_once(utcnow() + timedelta(days=3650)) is None
 
 

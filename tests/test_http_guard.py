@@ -49,7 +49,7 @@ async def test_a_chunked_body_is_cut_off_once_it_passes_the_limit(app_user: User
 
 
 async def test_the_limit_follows_the_runtime_setting(app_user: User, accounts: Services) -> None:
-    accounts.config.update(None, {"max_request_kib": 16})
+    accounts.settings.update(None, {"max_request_kib": 16})
     response = await app_user.http_client.post(
         "/api/v1/auth/token", json={"username": "admin", "password": "y" * (20 * 1024)}
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from components.live import DashboardFeed
+from nox_ui.components.live import DashboardFeed
 from nox_ui.config import Settings
 from nox_ui.metrics.sampler import Sample
 from nox_ui.server import prepare

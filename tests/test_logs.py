@@ -56,7 +56,7 @@ def test_sign_in_logs_carry_no_secrets(log_dir: Path, accounts: Services) -> Non
 
 
 def test_settings_and_password_changes_log_no_secret_values(log_dir: Path, accounts: Services) -> None:
-    accounts.config.update(None, {"smtp_password": "mail-S3CRET-value", "smtp_host": "mail.example.org"})
+    accounts.settings.update(None, {"smtp_password": "mail-S3CRET-value", "smtp_host": "mail.example.org"})
     accounts.users.set_password("olga", "fresh operator passphrase")
     text = _read(log_dir)
     assert "settings changed by system: smtp_host, smtp_password" in text

@@ -50,7 +50,7 @@ MAX_ATTEMPTS = 4
 
 def allow_loopback(services: Services) -> None:
     """What an admin does to let notifiers reach the receivers on 127.0.0.1."""
-    services.config.update(None, {"notify_allowed_hosts": "127.0.0.1"})
+    services.settings.update(None, {"notify_allowed_hosts": "127.0.0.1"})
 
 
 @pytest.fixture
@@ -64,7 +64,7 @@ def queue(services: Services, loopback_allowed: None) -> Iterator[DeliveryQueue]
     allowed target."""
     fast = DeliveryQueue(
         services.db,
-        lambda: services.config.current,
+        lambda: services.settings.current,
         link=services.notifiers.alert_link,
         backoff=BACKOFF,
         backoff_max=1.0,
@@ -167,7 +167,7 @@ def audit_events(services: Services, prefix: str = "notifier.") -> list[AuditEve
 
 
 def use_smtp(services: Services, smtp: SmtpReceiver, **extra: Any) -> None:
-    services.config.update(
+    services.settings.update(
         None,
         {
             "smtp_host": smtp.host,
@@ -250,7 +250,7 @@ def test_email_logs_in_when_a_user_name_is_set_and_a_wrong_password_never_shows(
         assert "wrong-mail-pass" not in failed.error
         assert smtp.messages == []
 
-        services.config.update(None, {"smtp_password": "right-mail-pass"})
+        services.settings.update(None, {"smtp_password": "right-mail-pass"})
         services.notifiers.dispatch(message_for(services, alert), [mail.id])
         sent = settled(services, 2)[1]
         assert sent.status == "sent"
@@ -411,7 +411,7 @@ def test_pending_deliveries_survive_a_restart_of_the_queue(
     alert = make_alert(services)
     slow = DeliveryQueue(
         services.db,
-        lambda: services.config.current,
+        lambda: services.settings.current,
         link=services.notifiers.alert_link,
         backoff=60.0,
         secrets=services.secrets,
@@ -530,7 +530,7 @@ def start_queue(services: Services, outbound: OutboundGuard | None = None) -> De
     """A fast running queue like the `queue` fixture's, optionally with a guard of the test's own."""
     fast = DeliveryQueue(
         services.db,
-        lambda: services.config.current,
+        lambda: services.settings.current,
         link=services.notifiers.alert_link,
         backoff=BACKOFF,
         backoff_max=1.0,
@@ -546,7 +546,9 @@ def start_queue(services: Services, outbound: OutboundGuard | None = None) -> De
 
 def guard_with(services: Services, answers: dict[str, list[list[str]]]) -> OutboundGuard:
     """The guard reading the live setting, with a resolver that also knows the test's host names."""
-    return OutboundGuard(lambda: services.config.current.notify_allowed_hosts, resolve=TestResolver(answers))
+    return OutboundGuard(
+        lambda: services.settings.current.notify_allowed_hosts, resolve=TestResolver(answers)
+    )
 
 
 REFUSED_WHEN_SAVED = [
@@ -582,7 +584,7 @@ def test_an_update_to_an_internal_address_is_refused_and_a_rename_of_an_allowed_
     assert services.notifiers.get(hook.id).config["url"] == "https://hooks.example.org/in"
     allow_loopback(services)
     inside = webhook(services, "http://127.0.0.1:9/in", name="inside")
-    services.config.update(None, {"notify_allowed_hosts": ""})
+    services.settings.update(None, {"notify_allowed_hosts": ""})
     # what is stored stays usable for edits that do not touch the target (sending is refused instead)
     assert services.notifiers.update(OPERATOR, inside.id, name="renamed").name == "renamed"
 
@@ -592,7 +594,7 @@ def test_a_target_no_longer_allowed_is_refused_at_send_time_without_a_connection
     services: Services, queue: DeliveryQueue, http_receiver: HttpReceiver, host: str
 ) -> None:
     hook = webhook(services, f"http://{host}:{http_receiver.port}/hook")  # allowed: 127.0.0.1 is listed
-    services.config.update(None, {"notify_allowed_hosts": ""})
+    services.settings.update(None, {"notify_allowed_hosts": ""})
 
     services.notifiers.dispatch(message_for(services, make_alert(services)), [hook.id])
 
@@ -728,7 +730,7 @@ def test_apprise_is_checked_before_sending_and_again_when_it_connects(
 
 def raw_database(services: Services) -> bytes:
     """The database as it lies on disk: the main file and its write-ahead log."""
-    path = services.settings.data_dir / "nox.db"
+    path = services.config.data_dir / "nox.db"
     wal = path.with_name(path.name + "-wal")
     return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
 

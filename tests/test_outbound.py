@@ -179,12 +179,12 @@ def test_the_setting_refuses_malformed_entries_with_a_readable_message(services:
         ("10.0.0", "'10.0.0' is not a host name"),
     ):
         with pytest.raises(InvalidSettings) as caught:
-            services.config.update(None, {"notify_allowed_hosts": f"hooks.lan, {bad}"})
+            services.settings.update(None, {"notify_allowed_hosts": f"hooks.lan, {bad}"})
         assert expected in caught.value.errors["notify_allowed_hosts"], bad
-    assert services.config.current.notify_allowed_hosts == ""
-    services.config.update(None, {"notify_allowed_hosts": " hooks.lan,10.0.0.0/24 ,, [fd00::1] "})
-    assert services.config.current.notify_allowed_hosts == "hooks.lan, 10.0.0.0/24, [fd00::1]"
-    parsed = parse_allowed_hosts(services.config.current.notify_allowed_hosts)
+    assert services.settings.current.notify_allowed_hosts == ""
+    services.settings.update(None, {"notify_allowed_hosts": " hooks.lan,10.0.0.0/24 ,, [fd00::1] "})
+    assert services.settings.current.notify_allowed_hosts == "hooks.lan, 10.0.0.0/24, [fd00::1]"
+    parsed = parse_allowed_hosts(services.settings.current.notify_allowed_hosts)
     assert parsed.hosts == {"hooks.lan"} and len(parsed.networks) == 2
 
 

@@ -200,26 +200,26 @@ setting_values = st.fixed_dictionaries(
 def test_any_settings_import_is_a_diff_or_invalid_and_changes_nothing_on_a_dry_run(
     services: Services, document: Any
 ) -> None:
-    before = services.config.public()
+    before = services.settings.public()
     try:
-        diff = services.config.import_(None, document, dry_run=True)
+        diff = services.settings.import_(None, document, dry_run=True)
     except Invalid as exc:
         assert exc.message
     else:
         assert all(change.key in before for change in diff)
-    assert services.config.public() == before
+    assert services.settings.public() == before
 
 
 @PROPERTY
 @given(changes=setting_values)
 def test_valid_settings_survive_an_export_and_an_import(services: Services, changes: dict[str, Any]) -> None:
     try:
-        services.config.update(None, changes)
+        services.settings.update(None, changes)
     except Invalid:
         return
-    exported = json.loads(json.dumps(services.config.export()))
+    exported = json.loads(json.dumps(services.settings.export()))
     assert exported["format"] == EXPORT_FORMAT
-    assert services.config.import_(None, exported, dry_run=True) == []
+    assert services.settings.import_(None, exported, dry_run=True) == []
 
 
 @PROPERTY
@@ -340,7 +340,7 @@ history_params = st.fixed_dictionaries(
 
 @pytest.fixture
 def fast_api(api: TestClient, accounts: Services) -> tuple[TestClient, dict[str, str]]:
-    accounts.config.update(None, {"api_rate_limit": "100000/second"})
+    accounts.settings.update(None, {"api_rate_limit": "100000/second"})
     return api, bearer(api, "admin", ADMIN_PASSWORD)
 
 

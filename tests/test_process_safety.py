@@ -373,6 +373,6 @@ def test_api_hides_command_lines_from_viewers_unless_an_admin_allows_them(
     assert found["items"][0]["cmdline"].endswith(f"--password={secret}")
     assert found["items"][0]["cmdline_hidden"] is False
 
-    accounts.config.update(ADMIN, {"process_cmdline_for_viewers": True})
+    accounts.settings.update(ADMIN, {"process_cmdline_for_viewers": True})
     allowed = api.get("/api/v1/processes", params={"q": secret}, headers=viewer).json()
     assert allowed["total"] == 1 and allowed["items"][0]["cmdline"].endswith(secret)

@@ -18,8 +18,8 @@ import psutil
 import pytest
 from fastapi.testclient import TestClient
 
-from components.format import format_bytes
 from nox_ui.app import Services
+from nox_ui.components.format import format_bytes
 from nox_ui.errors import Forbidden, Invalid, NotFound
 from nox_ui.roles import Principal, Role
 from nox_ui.services.processes import ProcessService

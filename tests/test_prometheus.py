@@ -200,7 +200,7 @@ async def test_metrics_route_wants_a_token_with_the_metrics_scope(app_user: User
 async def test_public_metrics_need_no_token(app_user: User, accounts: Services) -> None:
     await wait_for_sample(accounts)
     assert (await app_user.http_client.get("/metrics")).status_code == 401
-    accounts.settings.metrics_public = True
+    accounts.config.metrics_public = True
     response = await app_user.http_client.get("/metrics")
     assert response.status_code == 200
     assert "nox_cpu_percent" in response.text

@@ -17,10 +17,10 @@ from nicegui.testing import User
 from sqlmodel import select
 from starlette.routing import BaseRoute, Mount
 
-from components.frame import NAV_ITEMS
 from nox_ui.api import API_PREFIX, create_api, routes
 from nox_ui.api.deps import current_principal
 from nox_ui.app import Services
+from nox_ui.components.frame import NAV_ITEMS
 from nox_ui.errors import Forbidden
 from nox_ui.models import AuditEvent
 from nox_ui.roles import Principal, Role
@@ -59,7 +59,7 @@ def test_a_viewer_gets_403_on_every_admin_api_route(api: TestClient, accounts: S
     paths = {path for _method, path in found}
     assert {"/users", "/users/{user_id}", "/settings", "/settings/schema", "/audit", "/audit/verify"} <= paths
     headers = bearer(api, "victor", VIEWER_PASSWORD)
-    settings_before = accounts.config.public()
+    settings_before = accounts.settings.public()
     before = len(denied_events(accounts))
     for method, path in found:
         url = "/api/v1" + re.sub(r"\{[^}]+\}", "1", path)
@@ -69,7 +69,7 @@ def test_a_viewer_gets_403_on_every_admin_api_route(api: TestClient, accounts: S
     assert len(denied_events(accounts)) - before == len(found)
     # and nothing was changed on the way
     assert {user.username for user in accounts.users.list()} == {"admin", "olga", "victor"}
-    assert accounts.config.public() == settings_before
+    assert accounts.settings.public() == settings_before
 
 
 ADMIN_SCREENS = [item.path for item in NAV_ITEMS if item.role is Role.ADMIN]
@@ -108,8 +108,8 @@ def admin_actions(services: Services) -> dict[str, Callable[[], Any]]:
         ),
         "end sessions": lambda: services.users.end_sessions(viewer, olga.id or 0),
         "delete user": lambda: services.users.delete(viewer, olga.id or 0),
-        "save settings": lambda: services.config.update(viewer, {"site_name": "Owned"}),
-        "import settings": lambda: services.config.import_(
+        "save settings": lambda: services.settings.update(viewer, {"site_name": "Owned"}),
+        "import settings": lambda: services.settings.import_(
             viewer, {"format": "nox-ui-settings/1", "settings": {"site_name": "Owned"}}
         ),
         "read audit log": lambda: services.audit.query(requester=viewer),
@@ -137,7 +137,7 @@ def test_every_admin_action_refuses_a_viewer_and_changes_nothing(accounts: Servi
     with pytest.raises(Forbidden):
         actions[action]()
     assert [(u.username, u.role, u.disabled, u.password_hash) for u in accounts.users.list()] == users_before
-    assert accounts.config.current.site_name == "Nox UI"
+    assert accounts.settings.current.site_name == "Nox UI"
 
 
 # -- the role sweep: every route of the API and of the machine router ---------------------------------
@@ -231,12 +231,12 @@ def write_routes(services: Services) -> list[tuple[str, str, Role | None]]:
 
 
 def test_every_write_route_lets_in_only_the_roles_it_declares(api: TestClient, accounts: Services) -> None:
-    accounts.config.update(None, {"api_rate_limit": "100000/second"})
+    accounts.settings.update(None, {"api_rate_limit": "100000/second"})
     headers = {"anonymous": {}} | {name: bearer(api, name, password) for name, password in PASSWORDS.items()}
     routes = write_routes(accounts)
     assert len(routes) >= 23 and ("POST", "/processes/{pid}/signal", Role.OPERATOR) in routes
     users_before = [(u.username, u.role, u.disabled, u.password_hash) for u in accounts.users.list()]
-    settings_before = accounts.config.public()
+    settings_before = accounts.settings.public()
     wrong = []
     for method, path, needed in routes:
         public = (method, path) in PUBLIC_API_ROUTES
@@ -257,4 +257,4 @@ def test_every_write_route_lets_in_only_the_roles_it_declares(api: TestClient, a
                 wrong.append(f"{method} {path} as {caller}: {status}, expected {expected}")
     assert not wrong, "\n".join(wrong)
     assert [(u.username, u.role, u.disabled, u.password_hash) for u in accounts.users.list()] == users_before
-    assert accounts.config.public() == settings_before | {"api_rate_limit": "100000/second"}
+    assert accounts.settings.public() == settings_before | {"api_rate_limit": "100000/second"}

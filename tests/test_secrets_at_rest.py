@@ -37,21 +37,21 @@ def file_settings(tmp_path: Path) -> Settings:
 
 
 def test_the_smtp_password_is_encrypted_in_the_database_file(services: Services) -> None:
-    services.config.update(None, {"smtp_password": SMTP_PASSWORD})
-    assert services.config.current.smtp_password == SMTP_PASSWORD
-    assert SMTP_PASSWORD.encode() not in raw_bytes(services.settings.data_dir)
-    assert stored_value(services.settings.data_dir, "smtp_password").startswith("enc:v1:")
+    services.settings.update(None, {"smtp_password": SMTP_PASSWORD})
+    assert services.settings.current.smtp_password == SMTP_PASSWORD
+    assert SMTP_PASSWORD.encode() not in raw_bytes(services.config.data_dir)
+    assert stored_value(services.config.data_dir, "smtp_password").startswith("enc:v1:")
     # After a restart the panel reads it back.
-    again = prepare(services.settings)
+    again = prepare(services.config)
     try:
-        assert again.config.current.smtp_password == SMTP_PASSWORD
+        assert again.settings.current.smtp_password == SMTP_PASSWORD
     finally:
         again.close()
 
 
 def test_a_database_copied_to_another_panel_reveals_no_secret(services: Services) -> None:
-    services.config.update(None, {"smtp_password": SMTP_PASSWORD})
-    stored = stored_value(services.settings.data_dir, "smtp_password")
+    services.settings.update(None, {"smtp_password": SMTP_PASSWORD})
+    stored = stored_value(services.config.data_dir, "smtp_password")
     with pytest.raises(SecretUnreadable):
         SecretBox("another installation's key").decrypt(stored)
 
@@ -63,7 +63,7 @@ def test_rotation_moves_every_secret_to_a_new_key(
     settings = file_settings(tmp_path)
     services = prepare(settings)
     old_key = services.secrets.secret_key
-    services.config.update(None, {"smtp_password": SMTP_PASSWORD})
+    services.settings.update(None, {"smtp_password": SMTP_PASSWORD})
     services.notifiers.create(
         None, "hooks", "webhook", {"url": "https://hooks.example.org/nox", "secret": WEBHOOK_SECRET}
     )
@@ -88,7 +88,7 @@ def test_rotation_moves_every_secret_to_a_new_key(
 
     restarted = prepare(settings)
     try:
-        assert restarted.config.current.smtp_password == SMTP_PASSWORD
+        assert restarted.settings.current.smtp_password == SMTP_PASSWORD
         assert restarted.audit.verify().ok
         assert [e.action for e in restarted.audit.query(action="secrets.rotate").events] == ["secrets.rotate"]
     finally:
@@ -104,18 +104,18 @@ def test_a_rotation_stopped_half_way_leaves_every_secret_readable(
     monkeypatch.delenv("NOX_SECRET_KEY", raising=False)
     settings = file_settings(tmp_path)
     services = prepare(settings)
-    services.config.update(None, {"smtp_password": SMTP_PASSWORD})
+    services.settings.update(None, {"smtp_password": SMTP_PASSWORD})
     next_key = "the key a rotation was moving to"
     (settings.data_dir / NEXT_SECRET_KEY_FILE).write_text(next_key + "\n")
     box = SecretBox(next_key, [services.secrets.secret_key])
     with services.db.session() as session:
-        services.config.reencrypt_secrets(session, box)
+        services.settings.reencrypt_secrets(session, box)
         session.commit()
     services.close()
 
     restarted = prepare(settings)
     try:
-        assert restarted.config.current.smtp_password == SMTP_PASSWORD
+        assert restarted.settings.current.smtp_password == SMTP_PASSWORD
     finally:
         restarted.close()
 
@@ -139,7 +139,7 @@ def test_rotate_from_an_old_key_file_to_the_key_in_the_environment(
 ) -> None:
     data_dir = tmp_path / "data"
     old = prepare(Settings(data_dir=data_dir, secret_key="the old key"))
-    old.config.update(None, {"smtp_password": SMTP_PASSWORD})
+    old.settings.update(None, {"smtp_password": SMTP_PASSWORD})
     old.close()
     old_key_file = tmp_path / "old.key"
     old_key_file.write_text("the old key\n")
@@ -150,7 +150,7 @@ def test_rotate_from_an_old_key_file_to_the_key_in_the_environment(
     assert SecretBox("the new key").decrypt(stored_value(data_dir, "smtp_password")) == SMTP_PASSWORD
     new = prepare(Settings(data_dir=data_dir, secret_key="the new key"))
     try:
-        assert new.config.current.smtp_password == SMTP_PASSWORD
+        assert new.settings.current.smtp_password == SMTP_PASSWORD
         assert new.audit.verify().ok
     finally:
         new.close()

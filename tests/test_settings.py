@@ -66,7 +66,7 @@ def test_registry_names_every_setting_other_issues_rely_on_in_the_six_groups() -
 def test_api_get_is_flat_with_secrets_null_and_schema_describes_each_key(
     api: TestClient, accounts: Services, admin_headers: dict[str, str]
 ) -> None:
-    accounts.config.update(ADMIN, {"smtp_password": "hunter2-mail-secret"})
+    accounts.settings.update(ADMIN, {"smtp_password": "hunter2-mail-secret"})
     values = api.get("/api/v1/settings", headers=admin_headers).json()
     assert values["api_rate_limit"] == "600/minute"
     assert values["session_idle_minutes"] == 480
@@ -105,7 +105,7 @@ def test_patch_changes_only_the_named_keys_and_stores_them(
     # null resets to the default and removes the stored row
     api.patch("/api/v1/settings", json={"backup_keep": None}, headers=admin_headers)
     assert "backup_keep" not in stored_rows(accounts)
-    assert accounts.config.current.backup_keep == 7
+    assert accounts.settings.current.backup_keep == 7
 
 
 @pytest.mark.parametrize(
@@ -153,10 +153,12 @@ def test_operators_and_viewers_get_403_and_the_refusal_is_audited(
         assert api.get("/api/v1/settings/export", headers=headers).status_code == 403
         response = api.post("/api/v1/settings/import", json={"settings": {}}, headers=headers)
         assert response.status_code == 403
-    assert accounts.config.current.backup_keep == 7
+    assert accounts.settings.current.backup_keep == 7
     with pytest.raises(Forbidden):
-        accounts.config.update(Principal(user_id=2, username="olga", role=Role.OPERATOR), {"backup_keep": 2})
-    assert accounts.config.current.backup_keep == 7
+        accounts.settings.update(
+            Principal(user_id=2, username="olga", role=Role.OPERATOR), {"backup_keep": 2}
+        )
+    assert accounts.settings.current.backup_keep == 7
 
 
 def test_secrets_are_write_only_everywhere(
@@ -165,7 +167,7 @@ def test_secrets_are_write_only_everywhere(
     secret = "s3cret-smtp-passw0rd"
     response = api.patch("/api/v1/settings", json={"smtp_password": secret}, headers=admin_headers)
     assert response.status_code == 200
-    assert accounts.config.current.smtp_password == secret  # usable by the mailer
+    assert accounts.settings.current.smtp_password == secret  # usable by the mailer
     for path in ("/api/v1/settings", "/api/v1/settings/schema", "/api/v1/settings/export"):
         assert secret not in api.get(path, headers=admin_headers).text
     audit = api.get("/api/v1/audit?action=settings", headers=admin_headers).text
@@ -183,7 +185,7 @@ def test_secrets_are_write_only_everywhere(
 
 
 def test_changes_apply_live_to_sign_in_policies_and_history_retention(accounts: Services) -> None:
-    accounts.config.update(
+    accounts.settings.update(
         ADMIN,
         {
             "session_idle_minutes": 15,
@@ -203,7 +205,7 @@ def test_changes_apply_live_to_sign_in_policies_and_history_retention(accounts: 
 def test_a_lower_failure_limit_locks_sign_in_sooner(accounts: Services) -> None:
     from nox_ui.errors import RateLimited, Unauthenticated
 
-    accounts.config.update(ADMIN, {"login_max_failures": 2})
+    accounts.settings.update(ADMIN, {"login_max_failures": 2})
     for _ in range(2):
         with pytest.raises(Unauthenticated):
             accounts.auth.check_password("victor", "wrong password!!", ip="10.0.0.9")
@@ -214,23 +216,23 @@ def test_a_lower_failure_limit_locks_sign_in_sooner(accounts: Services) -> None:
 def test_settings_survive_a_restart_and_a_bad_stored_value_falls_back_to_its_default(
     settings: Settings, accounts: Services
 ) -> None:
-    accounts.config.update(ADMIN, {"site_name": "Rack 7", "backup_keep": 12})
+    accounts.settings.update(ADMIN, {"site_name": "Rack 7", "backup_keep": 12})
     with accounts.db.session() as session:
         session.add(RuntimeSetting(key="smtp_port", value='"not a port"'))
         session.add(RuntimeSetting(key="retired_setting", value="1"))
         session.commit()
     again = build_services(settings)
     try:
-        assert again.config.current.site_name == "Rack 7"
-        assert again.config.current.backup_keep == 12
-        assert again.config.current.smtp_port == 587
+        assert again.settings.current.site_name == "Rack 7"
+        assert again.settings.current.backup_keep == 12
+        assert again.settings.current.smtp_port == 587
     finally:
         again.close()
 
 
 def test_every_change_is_audited_with_old_and_new(accounts: Services) -> None:
-    accounts.config.update(ADMIN, {"backup_keep": 9, "smtp_starttls": False}, ip="10.1.2.3")
-    accounts.config.update(ADMIN, {"backup_keep": 9})  # no change, no event
+    accounts.settings.update(ADMIN, {"backup_keep": 9, "smtp_starttls": False}, ip="10.1.2.3")
+    accounts.settings.update(ADMIN, {"backup_keep": 9})  # no change, no event
     events = settings_events(accounts)
     assert len(events) == 1
     event = events[0]
@@ -269,13 +271,13 @@ def test_export_then_import_round_trips_with_a_dry_run_diff_first(
             {"key": "backup_keep", "old": 2, "new": 7, "secret": False},
         ],
     }
-    assert accounts.config.current.site_name == "Changed"  # a dry run changes nothing
+    assert accounts.settings.current.site_name == "Changed"  # a dry run changes nothing
 
     applied = api.post("/api/v1/settings/import", json=exported, headers=admin_headers)
     assert applied.json()["dry_run"] is False
-    assert accounts.config.current.site_name == "Edge"
-    assert accounts.config.current.backup_keep == 7
-    assert accounts.config.current.smtp_password == "keep-me-secret"  # not in the file, kept
+    assert accounts.settings.current.site_name == "Edge"
+    assert accounts.settings.current.backup_keep == 7
+    assert accounts.settings.current.smtp_password == "keep-me-secret"  # not in the file, kept
     assert [e.action for e in settings_events(accounts)][-1] == "settings.import"
 
 
@@ -290,27 +292,27 @@ def test_an_invalid_import_changes_nothing(
         response = api.post("/api/v1/settings/import", json=body, headers=admin_headers)
         assert response.status_code == 422, body
         assert response.json()["detail"]
-    assert accounts.config.current.site_name == "Nox UI"
+    assert accounts.settings.current.site_name == "Nox UI"
 
 
 def test_invalid_settings_error_names_every_bad_key(accounts: Services) -> None:
     with pytest.raises(InvalidSettings) as caught:
-        accounts.config.update(ADMIN, {"smtp_port": 0, "backup_keep": -1, "bogus": True})
+        accounts.settings.update(ADMIN, {"smtp_port": 0, "backup_keep": -1, "bogus": True})
     assert set(caught.value.errors) == {"bogus"}  # unknown keys are reported before values
     with pytest.raises(InvalidSettings) as caught:
-        accounts.config.update(ADMIN, {"smtp_port": 0, "backup_keep": -1})
+        accounts.settings.update(ADMIN, {"smtp_port": 0, "backup_keep": -1})
     assert set(caught.value.errors) == {"smtp_port", "backup_keep"}
 
 
 def test_api_rate_limit_throttles_with_retry_after_and_a_new_limit_applies_at_once(
     api: TestClient, accounts: Services, admin_headers: dict[str, str]
 ) -> None:
-    accounts.config.update(ADMIN, {"api_rate_limit": "3/minute"})
+    accounts.settings.update(ADMIN, {"api_rate_limit": "3/minute"})
     statuses = [api.get("/api/v1/me", headers=admin_headers).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
     refused = api.get("/api/v1/me", headers=admin_headers)
     assert refused.status_code == 429
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
     assert "3/minute" in refused.json()["detail"]
-    accounts.config.update(ADMIN, {"api_rate_limit": "100/minute"})
+    accounts.settings.update(ADMIN, {"api_rate_limit": "100/minute"})
     assert api.get("/api/v1/me", headers=admin_headers).status_code == 200

@@ -73,7 +73,7 @@ async def test_an_invalid_webhook_url_is_refused_in_the_dialog(app_user: User, a
 async def test_a_firing_alert_is_listed_and_its_link_opens_the_delivery_log(
     app_user: User, accounts: Services
 ) -> None:
-    accounts.config.update(None, {"notify_allowed_hosts": "127.0.0.1"})
+    accounts.settings.update(None, {"notify_allowed_hosts": "127.0.0.1"})
     hook = accounts.notifiers.create(None, "pager", "webhook", {"url": "http://127.0.0.1:9/hook"})
     rule = accounts.alerts.rules.create(
         None,

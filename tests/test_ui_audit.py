@@ -102,7 +102,7 @@ def test_details_read_as_changes() -> None:
     from datetime import UTC, datetime
 
     from nox_ui.models import AuditEvent
-    from pages.admin_audit import row_of
+    from nox_ui.pages.admin_audit import row_of
 
     event = AuditEvent(
         ts=datetime(2026, 11, 26, tzinfo=UTC),

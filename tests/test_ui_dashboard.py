@@ -10,8 +10,8 @@ import pytest
 from nicegui import ui
 from nicegui.testing import User
 
-from components.live import DashboardFeed
 from nox_ui.app import Services
+from nox_ui.components.live import DashboardFeed
 from nox_ui.metrics.collectors import DiskUsageCollector
 from tests.conftest import VIEWER_PASSWORD, sign_in
 

@@ -16,7 +16,7 @@ import pytest
 from nicegui import ui
 from nicegui.testing import User
 
-import pages.processes
+import nox_ui.pages.processes
 from nox_ui.app import Services
 from nox_ui.roles import Principal, Role
 from tests.conftest import OPERATOR_PASSWORD, VIEWER_PASSWORD, sign_in
@@ -129,7 +129,7 @@ async def test_a_viewer_sees_the_command_line_once_an_admin_allows_it(
 ) -> None:
     process, marker = child
     admin = accounts.users.get_by_username("admin")
-    accounts.config.update(
+    accounts.settings.update(
         Principal(user_id=admin.id or 0, username="admin", role=Role.ADMIN),
         {"process_cmdline_for_viewers": True},
     )
@@ -192,7 +192,7 @@ async def test_signalling_a_process_that_has_exited_says_so(
 async def test_the_refresh_timer_stops_with_the_client(
     app_user: User, accounts: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pages.processes, "REFRESH_SECONDS", 0.1)
+    monkeypatch.setattr(nox_ui.pages.processes, "REFRESH_SECONDS", 0.1)
     calls: list[float] = []
     listing = accounts.processes.list
 

@@ -11,8 +11,8 @@ from nicegui import ui
 from nicegui.testing import User
 
 from nox_ui.app import Services
+from nox_ui.pages.profile import short_user_agent
 from nox_ui.roles import Principal
-from pages.profile import short_user_agent
 from tests.conftest import OPERATOR_PASSWORD, VIEWER_PASSWORD, sign_in
 
 FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"
@@ -171,7 +171,7 @@ async def test_guessing_the_current_password_is_throttled_and_audited(
     await sign_in(app_user, "victor", VIEWER_PASSWORD, "/profile")
     app_user.find(marker="new").type("a brand new passphrase")
     app_user.find(marker="confirm").type("a brand new passphrase")
-    limit = accounts.config.current.login_max_failures
+    limit = accounts.settings.current.login_max_failures
     for tried in range(1, limit + 1):
         app_user.find(marker="current").clear().type("a wrong guess")
         app_user.find(marker="change-password").click()

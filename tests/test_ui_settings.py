@@ -51,7 +51,7 @@ async def test_admin_sees_errors_in_place_then_a_diff_and_the_change_takes_effec
     app_user.find(marker="setting-session_idle_minutes").clear().type("45")
     await settle(lambda: schedule.error is None)  # type: ignore[attr-defined]
     await app_user.should_see("2 unsaved change(s)")
-    assert accounts.config.current.session_idle_minutes == 480  # nothing saved yet
+    assert accounts.settings.current.session_idle_minutes == 480  # nothing saved yet
 
     app_user.find(marker="review-save").click()
     await app_user.should_see("Review changes")
@@ -60,8 +60,8 @@ async def test_admin_sees_errors_in_place_then_a_diff_and_the_change_takes_effec
         {"key": "backup_schedule", "old": "0 3 * * *", "new": "30 4 * * *"},
     ]
     app_user.find(marker="confirm-save").click()
-    await settle(lambda: accounts.config.current.session_idle_minutes == 45)
-    assert accounts.config.current.backup_schedule == "30 4 * * *"
+    await settle(lambda: accounts.settings.current.session_idle_minutes == 45)
+    assert accounts.settings.current.backup_schedule == "30 4 * * *"
     assert accounts.auth.session_policy.idle == timedelta(minutes=45)
     event = accounts.audit.query(action="settings.update", limit=1).events[0]
     assert event.actor_name == "admin"
@@ -73,13 +73,13 @@ async def test_the_site_name_is_shown_in_the_frame(app_user: User, accounts: Ser
     app_user.find(marker="setting-site_name").clear().type("Rack 7")
     app_user.find(marker="review-save").click()
     app_user.find(marker="confirm-save").click()
-    await settle(lambda: accounts.config.current.site_name == "Rack 7")
+    await settle(lambda: accounts.settings.current.site_name == "Rack 7")
     await app_user.open("/")
     await app_user.should_see("Rack 7", marker="site-name")
 
 
 async def test_a_secret_is_never_shown_and_can_be_replaced(app_user: User, accounts: Services) -> None:
-    accounts.config.update(None, {"smtp_password": "old-mail-secret"})
+    accounts.settings.update(None, {"smtp_password": "old-mail-secret"})
     await sign_in(app_user, "admin", ADMIN_PASSWORD, next_path="/admin/settings")
     await app_user.should_see("Currently set; leave empty to keep it.")
     password_input = element(app_user, "setting-smtp_password")
@@ -89,13 +89,13 @@ async def test_a_secret_is_never_shown_and_can_be_replaced(app_user: User, accou
     await app_user.should_see("Review changes")
     assert diff_rows(app_user) == [{"key": "smtp_password", "old": "set", "new": "set (new value)"}]
     app_user.find(marker="confirm-save").click()
-    await settle(lambda: accounts.config.current.smtp_password == "new-mail-secret")
+    await settle(lambda: accounts.settings.current.smtp_password == "new-mail-secret")
 
 
 async def test_import_shows_a_dry_run_diff_and_applies_only_when_confirmed(
     app_user: User, accounts: Services
 ) -> None:
-    document = accounts.config.export()
+    document = accounts.settings.export()
     document["settings"]["backup_keep"] = 21
     document["settings"]["site_name"] = "Imported"
     await sign_in(app_user, "admin", ADMIN_PASSWORD, next_path="/admin/settings")
@@ -105,10 +105,10 @@ async def test_import_shows_a_dry_run_diff_and_applies_only_when_confirmed(
     data = json.dumps(document).encode()
     await upload.handle_uploads([SmallFileUpload("s.json", "application/json", data)])
     await app_user.should_see("Import: 2 change(s) (dry run)")
-    assert accounts.config.current.backup_keep == 7
+    assert accounts.settings.current.backup_keep == 7
     app_user.find(marker="confirm-save").click()
-    await settle(lambda: accounts.config.current.backup_keep == 21)
-    assert accounts.config.current.site_name == "Imported"
+    await settle(lambda: accounts.settings.current.backup_keep == 21)
+    assert accounts.settings.current.site_name == "Imported"
     assert accounts.audit.query(action="settings.import", limit=1).total == 1
 
 
@@ -124,4 +124,4 @@ async def test_an_invalid_import_file_says_why_and_changes_nothing(
     await app_user.should_see("Import refused, nothing changed: backup_keep:")
     await upload.handle_uploads([SmallFileUpload("s.json", "application/json", b"not json at all")])
     await app_user.should_see("That file is not JSON")
-    assert accounts.config.current.backup_keep == 7
+    assert accounts.settings.current.backup_keep == 7

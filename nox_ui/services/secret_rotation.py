@@ -35,7 +35,7 @@ class Rotation:
 
 
 def rotate_secret_key(services: Services, *, old_key_file: Path | None = None) -> Rotation:
-    settings = services.settings
+    settings = services.config
     if settings.secret_key:
         if old_key_file is None:
             raise Invalid(
@@ -72,7 +72,7 @@ def rotate_secret_key(services: Services, *, old_key_file: Path | None = None) -
 
 def _reencrypt(services: Services, box: SecretBox) -> tuple[int, int]:
     with services.db.session() as session:
-        settings_count = services.config.reencrypt_secrets(session, box)
+        settings_count = services.settings.reencrypt_secrets(session, box)
         notifier_count = services.notifiers.reencrypt_secrets(session, box)
         services.audit.record(
             session,

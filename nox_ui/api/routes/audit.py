@@ -143,7 +143,7 @@ async def archive(
     done = await run_in_threadpool(
         services.audit.archive,
         body.before,
-        services.settings.data_dir / "backups",
+        services.config.data_dir / "backups",
         actor=admin,
         ip=client_ip(request),
     )

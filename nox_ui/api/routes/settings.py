@@ -48,14 +48,14 @@ def _changes(diff: list[SettingChange]) -> list[Change]:
 def get_settings(
     _principal: Principal = Depends(admin), services: Services = Depends(get_services)
 ) -> dict[str, Any]:
-    return services.config.public()
+    return services.settings.public()
 
 
 @router.get("/schema", summary="Type, default, group, description and limits of every setting")
 def get_schema(
     _principal: Principal = Depends(admin), services: Services = Depends(get_services)
 ) -> dict[str, dict[str, Any]]:
-    return services.config.schema()
+    return services.settings.schema()
 
 
 @router.patch(
@@ -70,17 +70,17 @@ async def patch_settings(
     services: Services = Depends(get_services),
 ) -> Any:
     try:
-        await run_in_threadpool(services.config.update, principal, changes, ip=client_ip(request))
+        await run_in_threadpool(services.settings.update, principal, changes, ip=client_ip(request))
     except InvalidSettings as exc:
         return _invalid(exc)
-    return services.config.public()
+    return services.settings.public()
 
 
 @router.get("/export", summary="Every non-secret setting as an importable document")
 def export_settings(
     _principal: Principal = Depends(admin), services: Services = Depends(get_services)
 ) -> dict[str, Any]:
-    return services.config.export()
+    return services.settings.export()
 
 
 @router.post(
@@ -100,7 +100,7 @@ async def import_settings(
 ) -> Any:
     try:
         diff = await run_in_threadpool(
-            services.config.import_, principal, document, dry_run=dry_run, ip=client_ip(request)
+            services.settings.import_, principal, document, dry_run=dry_run, ip=client_ip(request)
         )
     except InvalidSettings as exc:
         return _invalid(exc)

@@ -16,7 +16,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from nox_ui import __version__, migrate
 from nox_ui.config import Settings
-from nox_ui.errors import NoxError
+from nox_ui.errors import Invalid, NoxError
+from nox_ui.parsing import parse_time
 from nox_ui.roles import Role
 
 if TYPE_CHECKING:
@@ -162,10 +163,12 @@ def _cutoff(args: argparse.Namespace) -> datetime:
             raise CliError("--older-than-days must not be negative")
         return datetime.now(UTC) - timedelta(days=args.older_than_days)
     try:
-        moment = datetime.fromisoformat(args.before)
-    except ValueError:
-        raise CliError(f"--before: expected YYYY-MM-DD or an ISO 8601 time, got {args.before!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        seconds = parse_time(args.before, "--before")
+    except Invalid as exc:
+        raise CliError(str(exc)) from None
+    if seconds is None:
+        raise CliError("--before: give a date such as 2026-01-31 or an ISO 8601 time")
+    return datetime.fromtimestamp(seconds, UTC)
 
 
 def cmd_audit_archive(args: argparse.Namespace) -> int:

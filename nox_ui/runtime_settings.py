@@ -14,7 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from nox_ui.errors import Invalid
 from nox_ui.outbound import normalize_allowed_hosts
+from nox_ui.parsing import check_email
 from nox_ui.ratelimits import parse_rates
 
 GENERAL = "General"
@@ -25,7 +27,6 @@ BACKUPS = "Backups"
 RATE_LIMITS = "Rate limits"
 GROUPS = (GENERAL, SECURITY, METRICS, ALERTS, BACKUPS, RATE_LIMITS)
 
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 _HOST_RE = re.compile(r"^[A-Za-z0-9.\-:\[\]]*$")
 
 
@@ -161,9 +162,10 @@ class RuntimeSettings(BaseModel):
     @field_validator("smtp_from")
     @classmethod
     def _email(cls, value: str) -> str:
-        if value and not _EMAIL_RE.match(value):
-            raise ValueError("must be an email address such as nox@example.org")
-        return value
+        try:
+            return check_email(value, "smtp_from") if value.strip() else ""
+        except Invalid as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("notify_allowed_hosts")
     @classmethod

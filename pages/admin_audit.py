@@ -10,12 +10,12 @@ from typing import Any
 
 from nicegui import run, ui
 
-from nox_ui.api.params import parse_time
 from nox_ui.app import Services
 from nox_ui.components.frame import frame
 from nox_ui.components.session import SessionGuard
 from nox_ui.errors import NoxError
 from nox_ui.models import AuditEvent
+from nox_ui.parsing import parse_time
 from nox_ui.roles import Principal, Role
 from nox_ui.services.audit import OUTCOMES
 

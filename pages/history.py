@@ -14,8 +14,9 @@ from nox_ui.components.charts import BYTES_AXIS, PALETTE
 from nox_ui.components.frame import frame
 from nox_ui.components.session import SessionGuard
 from nox_ui.components.theme import card
-from nox_ui.errors import NoxError
+from nox_ui.errors import Invalid, NoxError
 from nox_ui.metrics.history import HistoryResult
+from nox_ui.parsing import parse_time
 from nox_ui.roles import Principal
 
 RANGES = {
@@ -145,9 +146,11 @@ def register(services: Services, guard: SessionGuard) -> None:
 
         async def apply_custom() -> None:
             try:
-                since = datetime.fromisoformat(start.value).replace(tzinfo=UTC).timestamp()
-                until = datetime.fromisoformat(end.value).replace(tzinfo=UTC).timestamp()
-            except (TypeError, ValueError):
+                since = parse_time(start.value, "start")
+                until = parse_time(end.value, "end")
+            except Invalid:
+                since = until = None
+            if since is None or until is None:
                 ui.notify("Enter both times as YYYY-MM-DD HH:MM (UTC).", type="warning")
                 return
             if since >= until:

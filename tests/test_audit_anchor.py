@@ -342,7 +342,7 @@ def test_a_deleted_head_fails_and_is_not_recreated_by_new_events_or_a_restart(lo
     log.audit.record_now(actor=None, action="test.after", outcome="success")
     assert not head_path(log).exists()
 
-    again = prepare(log.settings)
+    again = prepare(log.config)
     try:
         assert not head_path(log).exists()
         assert not again.audit.verify().ok
@@ -375,7 +375,7 @@ def test_reanchor_replaces_a_missing_head_and_says_so_in_the_log(log: Services) 
 def test_an_install_from_before_the_head_is_anchored_at_start(log: Services, errors: list[str]) -> None:
     head_path(log).unlink()
     (log.config.data_dir / LOCK_FILE).unlink()
-    upgraded = prepare(log.settings)
+    upgraded = prepare(log.config)
     try:
         assert upgraded.audit.verify().ok
         event = upgraded.audit.query(action=ANCHOR_ACTION).events[0]

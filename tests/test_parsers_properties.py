@@ -22,10 +22,10 @@ from pydantic import ValidationError
 
 from nox_ui.alerts.rules import RuleIn, RulePatch, Selector, parse_rule
 from nox_ui.alerts.silences import LABEL_KEY_RE, SilenceIn, clean_matchers
-from nox_ui.api.params import parse_time
 from nox_ui.app import Services
 from nox_ui.errors import Invalid
 from nox_ui.metrics.series import NAME_RE, parse_series, series_id
+from nox_ui.parsing import parse_time
 from nox_ui.ratelimits import Rate, parse_rates
 from nox_ui.runtime_settings import RuntimeSettings
 from nox_ui.services.settings import EXPORT_FORMAT

@@ -51,7 +51,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 if TYPE_CHECKING:
     import httpx
 
-from nox_ui import __version__
+from nox_ui import __version__, parsing
 from nox_ui.alerts.messages import AlertMessage
 from nox_ui.crypto import SecretBox, SecretUnreadable
 from nox_ui.errors import Invalid
@@ -65,13 +65,11 @@ MAX_URL = 2048
 MAX_SECRET = 512
 MAX_RECIPIENTS = 20
 MAX_APPRISE_URLS = 20
-MAX_EMAIL = 254
 USER_AGENT = f"nox-ui/{__version__}"
 SIGNATURE_HEADER = "X-Nox-Signature"
 EVENT_HEADER = "X-Nox-Event"
 DELIVERY_HEADER = "X-Nox-Delivery"
 
-_EMAIL_RE = re.compile(r"^[^@\s,;<>\"()\[\]]+@[^@\s,;<>\"()\[\]]+$")
 _HOSTNAME_RE = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$|^localhost$")
 
 
@@ -130,10 +128,11 @@ def check_http_url(value: str) -> str:
 
 
 def check_email(value: str) -> str:
-    value = value.strip()
-    if len(value) > MAX_EMAIL or not _EMAIL_RE.match(value) or not _no_control(value):
-        raise ValueError(f"{value!r} is not an email address such as ops@example.org")
-    return value
+    """The panel's one email rule, as the ValueError pydantic validators expect."""
+    try:
+        return parsing.check_email(value, "to")
+    except Invalid as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _apprise() -> ModuleType:

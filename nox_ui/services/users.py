@@ -14,13 +14,12 @@ from sqlmodel import Session, func, select
 from nox_ui.db import Database
 from nox_ui.errors import Conflict, Invalid, NotFound
 from nox_ui.models import ApiToken, LoginSession, User, utcnow
+from nox_ui.parsing import check_email
 from nox_ui.passwords import check_password_policy, hash_password
 from nox_ui.roles import Principal, Role
 from nox_ui.services.audit import AuditService, actor_of
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
-MAX_EMAIL = 254
 MAX_DISPLAY_NAME = 128
 # Names that read as the panel or the host acting, not a person: the audit log shows "system" for
 # the panel's own actions, so an account of that name could pass its acts off as the panel's.
@@ -66,11 +65,9 @@ def clean_username(username: str) -> str:
 
 
 def clean_email(email: str) -> str:
-    """Loose check: empty, or one '@' with something either side, no spaces, at most 254 characters."""
+    """Empty (no address), or one address by the panel's one email rule (`parsing.check_email`)."""
     email = email.strip()
-    if email and (len(email) > MAX_EMAIL or not EMAIL_RE.match(email)):
-        raise Invalid("invalid email address: use name@domain, without spaces, at most 254 characters")
-    return email
+    return check_email(email) if email else email
 
 
 def clean_display_name(display_name: str) -> str:

@@ -13,12 +13,12 @@ from typing import Any
 from nicegui import events, run, ui
 
 from nox_ui.alerts.engine import AlertCounts, AlertView, Preview
-from nox_ui.alerts.notify import NotifierView
 from nox_ui.alerts.rules import notifier_ids
 from nox_ui.alerts.silences import is_active, matchers_of
 from nox_ui.app import Services
 from nox_ui.components.forms import ConfirmDialog
 from nox_ui.components.frame import frame
+from nox_ui.components.notifier_dialog import NotifierDialog, notifier_target
 from nox_ui.components.session import SessionGuard, client_ip
 from nox_ui.components.tables import row_actions_slot
 from nox_ui.components.theme import card
@@ -29,7 +29,6 @@ from nox_ui.roles import Principal, Role
 OPS = [">", ">=", "<", "<=", "==", "!="]
 SEVERITIES = {"info": "Info", "warning": "Warning", "critical": "Critical"}
 SILENCE_DURATIONS = {3600: "1 hour", 4 * 3600: "4 hours", 24 * 3600: "1 day", 7 * 24 * 3600: "1 week"}
-NOTIFIER_KINDS = {"webhook": "Webhook", "email": "Email", "apprise": "Apprise (ntfy, Slack, ...)"}
 
 
 def _col(name: str, label: str, align: str = "left") -> dict[str, Any]:
@@ -164,15 +163,6 @@ def history_row(alert: AlertView) -> dict[str, Any]:
         "resolved": _when(alert.resolved_at),
         "ack": alert.acked_by or "-",
     }
-
-
-def notifier_target(view: NotifierView) -> str:
-    config = view.config
-    if view.kind == "webhook":
-        return str(config.get("url", ""))
-    if view.kind == "email":
-        return ", ".join(config.get("to", []))
-    return ", ".join(str(u) for u in config.get("urls", []))
 
 
 def register(services: Services, guard: SessionGuard) -> None:
@@ -463,108 +453,7 @@ def register(services: Services, guard: SessionGuard) -> None:
             await refresh()
 
         # -- notifier dialog ---------------------------------------------------------------------------
-        editing_notifier: dict[str, int | None] = {"id": None}
-        with ui.dialog() as notifier_dialog, card().classes("q-pa-md gap-2 w-full max-w-lg"):
-            notifier_title = ui.label("New notifier").classes("text-h6")
-            notifier_name = ui.input("Name").props("outlined dense").classes("w-full").mark("notifier-name")
-            notifier_kind = ui.select(NOTIFIER_KINDS, value="webhook", label="Kind").props("outlined dense")
-            webhook_url = ui.input("URL").props("outlined dense").classes("w-full").mark("notifier-url")
-            webhook_secret = (
-                ui.input("Signing secret (optional, write-only)", password=True, password_toggle_button=True)
-                .props("outlined dense autocomplete=new-password")
-                .classes("w-full")
-            )
-            email_to = ui.input("To (comma-separated addresses)").props("outlined dense").classes("w-full")
-            apprise_urls = (
-                ui.textarea("Apprise URLs, one per line (write-only)")
-                .props("outlined dense autogrow")
-                .classes("w-full")
-            )
-            notifier_error = ui.label("").classes("text-negative text-body2").props("role=alert")
-            with ui.row().classes("w-full justify-end gap-2"):
-                ui.button("Cancel", on_click=notifier_dialog.close).props("flat")
-                ui.button("Save", on_click=lambda: save_notifier()).props("unelevated color=primary").mark(
-                    "notifier-save"
-                )
-
-        def show_kind_fields() -> None:
-            kind = notifier_kind.value
-            webhook_url.set_visibility(kind == "webhook")
-            webhook_secret.set_visibility(kind == "webhook")
-            email_to.set_visibility(kind == "email")
-            apprise_urls.set_visibility(kind == "apprise")
-
-        notifier_kind.on_value_change(show_kind_fields)
-
-        def open_notifier(view: NotifierView | None) -> None:
-            editing_notifier["id"] = view.id if view else None
-            notifier_title.text = f"Edit notifier {view.name}" if view else "New notifier"
-            notifier_name.value = view.name if view else ""
-            notifier_kind.value = view.kind if view else "webhook"
-            notifier_kind.set_enabled(view is None)
-            webhook_url.value = str(view.config.get("url", "")) if view and view.kind == "webhook" else ""
-            webhook_secret.value = ""
-            email_to.value = ", ".join(view.config.get("to", [])) if view and view.kind == "email" else ""
-            apprise_urls.value = ""
-            notifier_error.text = ""
-            show_kind_fields()
-            notifier_dialog.open()
-
-        def notifier_config() -> dict[str, Any]:
-            kind = notifier_kind.value
-            if kind == "webhook":
-                config: dict[str, Any] = {"url": (webhook_url.value or "").strip()}
-                if webhook_secret.value:
-                    config["secret"] = webhook_secret.value
-                return config
-            if kind == "email":
-                return {"to": [a.strip() for a in (email_to.value or "").split(",") if a.strip()]}
-            return {"urls": [u.strip() for u in (apprise_urls.value or "").splitlines() if u.strip()]}
-
-        async def save_notifier() -> None:
-            notifier_error.text = ""
-            actor = guard.require(Role.OPERATOR)
-            if actor is None:
-                return
-            notifier_id = editing_notifier["id"]
-            name, kind, config = notifier_name.value or "", notifier_kind.value, notifier_config()
-            if notifier_id is not None and kind == "apprise" and not config["urls"]:
-                config = {}  # leave the stored (secret) URLs as they are
-            try:
-                if notifier_id is None:
-                    await run.io_bound(lambda: notifiers.create(actor, name, kind, config, ip=ip))
-                else:
-                    await run.io_bound(
-                        lambda: notifiers.update(actor, notifier_id, name=name, config=config or None, ip=ip)
-                    )
-            except NoxError as exc:
-                notifier_error.text = exc.message
-                return
-            notifier_dialog.close()
-            ui.notify(f"Notifier {name} saved.", type="positive")
-            await refresh()
-
-        async def test_notifier(notifier_id: int) -> None:
-            actor = guard.require(Role.OPERATOR)
-            if actor is None:
-                return
-            ui.notify("Sending a test message...", type="info")
-            try:
-                sent = await run.io_bound(notifiers.send_test, actor, notifier_id, ip=ip)
-                result = await run.io_bound(notifiers.wait_for_delivery, sent.id, 20.0)
-            except NoxError as exc:
-                ui.notify(exc.message, type="negative", multi_line=True)
-                return
-            if result.status == "sent":
-                ui.notify(f"Test message delivered by {result.notifier_name}.", type="positive")
-            elif result.status == "failed":
-                ui.notify(f"Test failed: {result.last_error}", type="negative", multi_line=True)
-            else:
-                ui.notify(
-                    f"Still trying ({result.attempts} attempt(s)): {result.last_error or 'no answer yet'}",
-                    type="warning",
-                    multi_line=True,
-                )
+        notifier_dialog = NotifierDialog(services, guard, refresh)
 
         # -- one alert and its delivery log (also what ?id= in a notification opens) -----------------
         with ui.dialog() as details_dialog, card().classes("q-pa-md gap-2 w-full max-w-3xl"):
@@ -680,7 +569,7 @@ def register(services: Services, guard: SessionGuard) -> None:
             notifier_id = int(event.args.get("key"))
             action = event.args.get("action")
             if action == "test":
-                await test_notifier(notifier_id)
+                await notifier_dialog.test(notifier_id)
                 return
             try:
                 view = notifiers.get(notifier_id)
@@ -688,7 +577,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                 ui.notify(exc.message, type="negative")
                 return
             if action == "edit":
-                open_notifier(view)
+                notifier_dialog.open(view)
             elif action == "delete":
                 ask(
                     "Delete notifier",
@@ -798,9 +687,9 @@ def register(services: Services, guard: SessionGuard) -> None:
                     silences_table.on("row-action", on_silence)
                 with ui.tab_panel(tab_notifiers).classes("q-pa-none gap-2"):
                     if can_act:
-                        ui.button("New notifier", icon="add", on_click=lambda: open_notifier(None)).props(
-                            "flat"
-                        ).mark("new-notifier")
+                        ui.button(
+                            "New notifier", icon="add", on_click=lambda: notifier_dialog.open(None)
+                        ).props("flat").mark("new-notifier")
                     notifiers_table = (
                         ui.table(columns=NOTIFIER_COLUMNS, rows=[], row_key="id")
                         .props("flat bordered no-data-label='No notifiers yet.'")

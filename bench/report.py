@@ -310,7 +310,7 @@ they still compete with the server for the cores, which shows in the latencies.
   `GET /api/v1/metrics/current` with a bearer token from `POST /api/v1/auth/token` and against
   Glances `GET /api/4/all`. Any non-2xx answer fails the row. The `api_rate_limit` runtime setting
   (600/minute per address by default) is raised for this run; its check still runs per request.
-- **(g) alert evaluation**: `AlertEngine.evaluate` without a database, fed 30 samples of this
+- **(g) alert evaluation**: `AlertEngine.evaluate` with a store that keeps nothing, fed 30 samples of this
   host's real series with rising timestamps, for 0, 100, 1,000 and 5,000 rules from
   `synthetic_rules` (each on one series, every fifth on all series of a metric; thresholds never
   crossed, the steady state), and 1,000 rules all firing; the median of 5 timed passes. The cost

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from nicegui import app, ui
 
 from nox_ui.components.session import SIGN_OUT_FORM
+from nox_ui.components.signals import ui_event
 from nox_ui.components.theme import apply_theme
 from nox_ui.roles import Principal, Role
 
@@ -54,7 +55,7 @@ def _firing_badge(guard: SessionGuard) -> None:
         badge.props(f'aria-label="{unacknowledged} firing alerts not acknowledged"')
 
     show(engine.counts().unacknowledged)
-    engine.changed.subscribe(lambda counts: show(counts.unacknowledged))
+    ui_event(engine.changed).subscribe(lambda counts: show(counts.unacknowledged))
 
 
 # Polls the socket state (cheap, client-side only) and colours the header dot.

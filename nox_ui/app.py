@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from nox_ui.alerts.engine import Alerting, build_alerting
 from nox_ui.alerts.notify import NotifierService
+from nox_ui.alerts.retention import AlertHistoryRetention
+from nox_ui.alerts.wiring import Alerting, wire_alerting
 from nox_ui.config import Settings
 from nox_ui.crypto import SecretBox
 from nox_ui.db import Database
@@ -20,7 +21,7 @@ from nox_ui.services.audit import AuditService
 from nox_ui.services.auth import AuthService, LoginPolicy, SessionPolicy
 from nox_ui.services.processes import ProcessService
 from nox_ui.services.ratelimit import ApiRateLimiter
-from nox_ui.services.retention import AlertHistoryRetention, AuditRetention, Housekeeping
+from nox_ui.services.retention import AuditRetention, Housekeeping
 from nox_ui.services.settings import SettingsService
 from nox_ui.services.setup import SetupService
 from nox_ui.services.users import UserService
@@ -71,7 +72,7 @@ def build_services(settings: Settings) -> Services:
         secrets=secrets,
         outbound=outbound,
     )
-    alerts = build_alerting(db, audit, metrics, base_url=settings.resolved_base_url, dispatcher=notifiers)
+    alerts = wire_alerting(db, audit, metrics, base_url=settings.resolved_base_url, dispatcher=notifiers)
     api_limits = ApiRateLimiter()
 
     def apply(live: RuntimeSettings, changed: frozenset[str]) -> None:
@@ -89,7 +90,7 @@ def build_services(settings: Settings) -> Services:
 
     config.subscribe(apply)
     audit_retention = AuditRetention(audit, config, settings.data_dir / "backups")
-    alert_retention = AlertHistoryRetention(alerts.engine, notifiers, config)
+    alert_retention = AlertHistoryRetention(db, notifiers, config)
     return Services(
         config=settings,
         db=db,

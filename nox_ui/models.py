@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Text
+from sqlalchemy import JSON, Column, DateTime, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -153,7 +153,7 @@ class RuntimeSetting(SQLModel, table=True):
 
 
 class AlertRule(SQLModel, table=True):
-    """A threshold or no-data rule over one metric selector; `notifiers` is a JSON list of notifier ids."""
+    """A threshold or no-data rule over one metric selector; its notifiers are in `alert_rule_notifiers`."""
 
     __tablename__ = "alert_rules"
 
@@ -166,12 +166,20 @@ class AlertRule(SQLModel, table=True):
     for_seconds: int = Field(default=0)
     clear_threshold: float | None = Field(default=None)
     severity: str = Field(default="warning", max_length=16)  # info | warning | critical
-    notifiers: str = Field(default="[]", sa_column=Column(Text(), nullable=False))
     repeat_seconds: int | None = Field(default=None)
     enabled: bool = Field(default=True)
     description: str = Field(default="", sa_column=Column(Text(), nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+
+
+class AlertRuleNotifier(SQLModel, table=True):
+    """Which notifiers a rule notifies: deleting either side deletes the link (ON DELETE CASCADE)."""
+
+    __tablename__ = "alert_rule_notifiers"
+
+    rule_id: int = Field(foreign_key="alert_rules.id", ondelete="CASCADE", primary_key=True)
+    notifier_id: int = Field(foreign_key="notifiers.id", ondelete="CASCADE", primary_key=True, index=True)
 
 
 class Alert(SQLModel, table=True):
@@ -182,7 +190,7 @@ class Alert(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     rule_id: int = Field(foreign_key="alert_rules.id", ondelete="CASCADE", index=True)
     series: str = Field(max_length=255)  # the series id the episode is about
-    labels: str = Field(default="{}", sa_column=Column(Text(), nullable=False))
+    labels: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON(), nullable=False))
     state: str = Field(max_length=16, index=True)  # firing | resolved
     severity: str = Field(max_length=16)
     value: float | None = Field(default=None)  # the latest value seen while firing
@@ -202,7 +210,7 @@ class Silence(SQLModel, table=True):
     __tablename__ = "silences"
 
     id: int | None = Field(default=None, primary_key=True)
-    matchers: str = Field(default="{}", sa_column=Column(Text(), nullable=False))  # {label: value}
+    matchers: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON(), nullable=False))
     starts_at: datetime = Field(sa_column=_ts())
     ends_at: datetime = Field(sa_column=_ts())
     comment: str = Field(default="", max_length=512)

@@ -12,18 +12,20 @@ from typing import Any
 
 from nicegui import events, run, ui
 
-from nox_ui.alerts.engine import AlertCounts, AlertView, Preview
-from nox_ui.alerts.rules import notifier_ids
-from nox_ui.alerts.silences import is_active, matchers_of
+from nox_ui.alerts.evaluation import AlertCounts
+from nox_ui.alerts.preview import Preview
+from nox_ui.alerts.queries import AlertView
+from nox_ui.alerts.rules import RuleView, notifier_ids
+from nox_ui.alerts.silences import SilenceView, is_active, matchers_of
 from nox_ui.app import Services
 from nox_ui.components.forms import ConfirmDialog
 from nox_ui.components.frame import frame
 from nox_ui.components.notifier_dialog import NotifierDialog, notifier_target
 from nox_ui.components.session import SessionGuard, client_ip
+from nox_ui.components.signals import ui_event
 from nox_ui.components.tables import row_actions_slot
 from nox_ui.components.theme import card
 from nox_ui.errors import NoxError
-from nox_ui.models import AlertRule, Silence
 from nox_ui.roles import Principal, Role
 
 OPS = [">", ">=", "<", "<=", "==", "!="]
@@ -124,7 +126,7 @@ def _number(value: float | None) -> str:
     return f"{value:.4g}"
 
 
-def condition_of(rule: AlertRule) -> str:
+def condition_of(rule: RuleView) -> str:
     """A rule's condition as one readable line: `cpu.percent > 90 for 60 s (clears at 80)`."""
     if rule.kind == "nodata":
         return f"{rule.metric}: no data for {rule.for_seconds} s"
@@ -182,7 +184,7 @@ def register(services: Services, guard: SessionGuard) -> None:
             return {view.id: view.name for view in notifiers.list()}
 
         def read_live() -> list[AlertView]:
-            return alerting.engine.alerts("firing") + alerting.engine.alerts("pending")
+            return alerting.queries.alerts("firing") + alerting.queries.alerts("pending")
 
         def read_all() -> dict[str, Any]:
             """Everything the tabs show, read in a worker thread (never on the event loop)."""
@@ -190,7 +192,7 @@ def register(services: Services, guard: SessionGuard) -> None:
             now = alerting.silences.now()
             return {
                 "live": read_live(),
-                "history": [history_row(a) for a in alerting.engine.alerts("resolved", limit=200)],
+                "history": [history_row(a) for a in alerting.queries.alerts("resolved", limit=200)],
                 "rules": [
                     {
                         "id": rule.id,
@@ -318,12 +320,12 @@ def register(services: Services, guard: SessionGuard) -> None:
                 "description": rule_description.value or "",
             }
 
-        def open_rule(rule: AlertRule | None) -> None:
+        def open_rule(rule: RuleView | None) -> None:
             editing["rule"] = rule.id if rule else None
             rule_title.text = f"Edit rule {rule.name}" if rule else "New rule"
             rule_error.text = ""
             preview_box.clear()
-            source = rule or AlertRule(name="", metric="", threshold=90, for_seconds=60)
+            source = rule or RuleView.draft(threshold=90, for_seconds=60)
             rule_name.value = source.name
             rule_metric.value = source.metric or None
             rule_kind.value = source.kind
@@ -477,7 +479,7 @@ def register(services: Services, guard: SessionGuard) -> None:
 
         def open_details(alert_id: int) -> None:
             try:
-                alert = alerting.engine.get(alert_id)
+                alert = alerting.queries.get(alert_id)
             except NoxError as exc:
                 ui.notify(exc.message, type="negative")
                 return
@@ -526,10 +528,10 @@ def register(services: Services, guard: SessionGuard) -> None:
             if event.args.get("action") == "details" and alert["id"] is not None:
                 open_details(alert["id"])
             elif event.args.get("action") == "ack" and alert["id"] is not None:
-                await act(lambda actor: alerting.engine.ack(actor, alert["id"], ip=ip), "Acknowledged.")
+                await act(lambda actor: alerting.queries.ack(actor, alert["id"], ip=ip), "Acknowledged.")
             elif event.args.get("action") == "silence":
                 views = {
-                    a.key: a for a in alerting.engine.alerts("firing") + alerting.engine.alerts("pending")
+                    a.key: a for a in alerting.queries.alerts("firing") + alerting.queries.alerts("pending")
                 }
                 view = views.get(key)
                 if view is not None:
@@ -717,11 +719,11 @@ def register(services: Services, guard: SessionGuard) -> None:
         async def on_changed(_counts: AlertCounts) -> None:
             await refresh()
 
-        alerting.engine.changed.subscribe(on_changed)
+        ui_event(alerting.engine.changed).subscribe(on_changed)
         ui.timer(3.0, refresh_live)
 
 
-def silence_row(silence: Silence, now: datetime) -> dict[str, Any]:
+def silence_row(silence: SilenceView, now: datetime) -> dict[str, Any]:
     active = is_active(silence, now)
     status = "active" if active else ("ended" if silence.ends_at <= now else "scheduled")
     return {
@@ -734,5 +736,5 @@ def silence_row(silence: Silence, now: datetime) -> dict[str, Any]:
     }
 
 
-def _ids(rule: AlertRule) -> list[int]:
+def _ids(rule: RuleView) -> list[int]:
     return notifier_ids(rule)

@@ -9,22 +9,19 @@ import asyncio
 import json
 import time
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlmodel import col, select
 
-from nox_ui.alerts.engine import (
-    AlertCounts,
-    AlertEngine,
-    Condition,
-    LogDispatcher,
-    advance,
-    preview,
-    replay,
-)
+from nox_ui.alerts.evaluation import AlertCounts, AlertEngine
 from nox_ui.alerts.messages import AlertMessage
+from nox_ui.alerts.preview import preview
+from nox_ui.alerts.queries import AlertQueries
 from nox_ui.alerts.rules import RuleDef
+from nox_ui.alerts.state import Condition, advance, replay
+from nox_ui.alerts.store import SqlAlertStore
 from nox_ui.app import Services
 from nox_ui.errors import Conflict, Forbidden
 from nox_ui.metrics.sampler import Sample
@@ -56,8 +53,13 @@ class Recorder:
 
 @pytest.fixture
 def t0() -> float:
-    """Sample times start now, on the next whole second (a silence created now covers them)."""
+    """Sample times start now, on the next whole second. A silence that must cover them starts at an
+    explicit time (`at(t0)`), not at the wall-clock time it is created, which may be after t0."""
     return float(int(time.time()) + 1)
+
+
+def at(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
 
 
 @pytest.fixture
@@ -83,8 +85,7 @@ def olga(accounts: Services) -> Principal:
 
 
 def rule(services: Services, **fields: Any) -> RuleDef:
-    row = services.alerts.rules.create(None, {"name": "cpu hot", "metric": CPU, **fields})
-    return RuleDef.of(row)
+    return services.alerts.rules.create(None, {"name": "cpu hot", "metric": CPU, **fields}).definition()
 
 
 def feed(
@@ -141,7 +142,7 @@ def test_a_rule_fires_after_for_seconds_with_one_message_and_resolves_with_one(
     rule(services, op=">", threshold=90, for_seconds=30, notifiers=[pager], description="runbook: clean /tmp")
     ts = feed(engine, t0, [95] * 30)  # t0 .. t0+29: held 29 s
     assert sent.calls == []
-    [pending] = engine.alerts("pending")
+    [pending] = services.alerts.queries.alerts("pending")
     assert pending.id is None and pending.state == "pending" and pending.since.timestamp() == t0
     assert engine.counts() == AlertCounts(firing=0, pending=1, unacknowledged=0)
 
@@ -156,7 +157,7 @@ def test_a_rule_fires_after_for_seconds_with_one_message_and_resolves_with_one(
     assert message.value == 97 and message.threshold == 90 and message.description == "runbook: clean /tmp"
     assert row.state == "firing" and row.pending_since.timestamp() == t0
     assert row.fired_at.timestamp() == t0 + 30 and row.last_notified_at is not None
-    [firing] = engine.alerts("firing")
+    [firing] = services.alerts.queries.alerts("firing")
     assert firing.id == row.id and firing.value == 97 and not firing.silenced
     assert engine.counts() == AlertCounts(firing=1, pending=0, unacknowledged=1)
 
@@ -168,7 +169,7 @@ def test_a_rule_fires_after_for_seconds_with_one_message_and_resolves_with_one(
     assert resolved.ended_at.timestamp() == end and resolved.value == 40
     [row] = stored(services)
     assert row.state == "resolved" and row.resolved_at is not None and row.resolved_at.timestamp() == end
-    assert [a.id for a in engine.alerts("resolved")] == [row.id]
+    assert [a.id for a in services.alerts.queries.alerts("resolved")] == [row.id]
     assert engine.counts() == AlertCounts(firing=0, pending=0, unacknowledged=0)
 
 
@@ -232,7 +233,7 @@ def test_a_series_that_disappears_keeps_its_firing_alert(
     engine.evaluate(Sample(ts=t0, values={ROOT: 95, DATA: 95}, duration=0))
     engine.evaluate(Sample(ts=t0 + 1, values={ROOT: 95}, duration=0))  # /data unmounted
     assert sent.states() == ["firing", "firing"]
-    assert sorted(a.series for a in engine.alerts("firing")) == [ROOT, DATA]
+    assert sorted(a.series for a in services.alerts.queries.alerts("firing")) == [ROOT, DATA]
     engine.evaluate(Sample(ts=t0 + 2, values={ROOT: 95, DATA: 20}, duration=0))
     assert sent.states() == ["firing", "firing", "resolved"] and sent.messages[2].metric == DATA
 
@@ -246,10 +247,10 @@ def test_a_silenced_alert_notifies_nobody_but_still_shows(
     engine = services.alerts.engine
     rule(services, threshold=90, notifiers=[pager], repeat_seconds=60)
     silence = services.alerts.silences.create(
-        None, {"alertname": "cpu hot"}, "maintenance window", duration_seconds=3600
+        None, {"alertname": "cpu hot"}, "maintenance window", starts_at=at(t0), duration_seconds=3600
     )
     ts = feed(engine, t0, [95] * 200)
-    [firing] = engine.alerts("firing")
+    [firing] = services.alerts.queries.alerts("firing")
     assert firing.silenced and firing.state == "firing"
     feed(engine, ts, [10])
     assert sent.calls == []  # no firing, no repeats, no resolved
@@ -265,7 +266,11 @@ def test_a_silenced_alert_notifies_nobody_but_still_shows(
 def test_a_silence_on_a_label_matches_only_that_series(services: Services, sent: Recorder, t0: float) -> None:
     rule(services, metric="disk.used_percent", threshold=90)
     services.alerts.silences.create(
-        None, {"mount": "/data", "metric": "disk.used_percent"}, "resizing", duration_seconds=600
+        None,
+        {"mount": "/data", "metric": "disk.used_percent"},
+        "resizing",
+        starts_at=at(t0),
+        duration_seconds=600,
     )
     services.alerts.engine.evaluate(Sample(ts=t0, values={ROOT: 95, DATA: 95}, duration=0))
     assert [m.metric for m in sent.messages] == [ROOT]
@@ -276,7 +281,7 @@ def test_when_a_silence_ends_a_still_firing_alert_is_notified_once(
 ) -> None:
     rule(services, threshold=90)
     services.alerts.silences.create(
-        None, {"alertname": "cpu hot"}, "short", starts_at=None, duration_seconds=30
+        None, {"alertname": "cpu hot"}, "short", starts_at=at(t0), duration_seconds=30
     )
     feed(services.alerts.engine, t0, [95] * 100)
     assert sent.states() == ["firing"]
@@ -294,9 +299,9 @@ def test_repeat_seconds_re_notifies_until_acknowledged(
     assert sent.states() == ["firing", "repeat", "repeat"]
     assert all(m.alert_id == sent.messages[0].alert_id for m in sent.messages)
 
-    [firing] = engine.alerts("firing")
+    [firing] = services.alerts.queries.alerts("firing")
     assert firing.id is not None
-    acked = engine.ack(olga, firing.id, "looking into it")
+    acked = services.alerts.queries.ack(olga, firing.id, "looking into it")
     assert acked.acked_by == "olga" and acked.ack_comment == "looking into it" and acked.acked_at is not None
     assert engine.counts().unacknowledged == 0
     ts = feed(engine, ts, [95] * 300)
@@ -308,7 +313,7 @@ def test_repeat_seconds_re_notifies_until_acknowledged(
     assert event.actor_name == "olga" and event.target_id == str(firing.id)
     assert json.loads(event.details)["comment"] == "looking into it"
     with pytest.raises(Conflict):
-        engine.ack(olga, firing.id)  # resolved now
+        services.alerts.queries.ack(olga, firing.id)  # resolved now
 
 
 def test_ack_needs_an_operator_and_refuses_twice(
@@ -317,15 +322,15 @@ def test_ack_needs_an_operator_and_refuses_twice(
     engine = accounts.alerts.engine
     rule(accounts, threshold=90)
     feed(engine, t0, [95])
-    [firing] = engine.alerts("firing")
+    [firing] = accounts.alerts.queries.alerts("firing")
     assert firing.id is not None
     viewer = actor_of(accounts.users.get_by_username("victor"))
     with pytest.raises(Forbidden):
-        engine.ack(viewer, firing.id)
+        accounts.alerts.queries.ack(viewer, firing.id)
     assert [e.details for e in actions(accounts, "access.denied")]
-    engine.ack(olga, firing.id)
+    accounts.alerts.queries.ack(olga, firing.id)
     with pytest.raises(Conflict, match="already acknowledged by olga"):
-        engine.ack(olga, firing.id)
+        accounts.alerts.queries.ack(olga, firing.id)
 
 
 # -- restart -------------------------------------------------------------------------------------------
@@ -334,7 +339,7 @@ def test_ack_needs_an_operator_and_refuses_twice(
 def restarted(services: Services) -> tuple[AlertEngine, Recorder]:
     """A second engine over the same database, as after a process restart."""
     recorder = Recorder()
-    engine = AlertEngine(services.db, recorder, audit=services.audit, base_url="http://panel")
+    engine = AlertEngine(SqlAlertStore(services.db), recorder, base_url="http://panel")
     engine.set_rules(services.alerts.rules.definitions())
     engine.set_silences(services.alerts.silences.definitions())
     return engine, recorder
@@ -353,7 +358,7 @@ def test_a_restart_keeps_a_firing_alert_without_notifying_again_and_resolves_it_
     assert engine.counts().firing == 1
     ts = feed(engine, t0 + 100, [96] * 50)
     assert again.calls == []  # still firing: no second firing message
-    assert [a.id for a in engine.alerts("firing")] == [row.id]
+    assert [a.id for a in AlertQueries(services.db, engine, services.audit).alerts("firing")] == [row.id]
     feed(engine, ts, [10, 10])
     assert again.states() == ["resolved"]
     assert again.messages[0].alert_id == row.id and again.messages[0].started_at.timestamp() == t0 + 10
@@ -494,7 +499,7 @@ def test_the_preview_finds_the_episodes_the_engine_fires_on_the_same_recorded_se
     from_preview = [(e.series, e.pending_since, e.start, e.end) for e in result.episodes]
 
     recorder = Recorder()
-    engine = AlertEngine(None, recorder)
+    engine = AlertEngine(SqlAlertStore(services.db), recorder)  # an unsaved rule (id 0) writes no rows
     engine.set_rules([services.alerts.rules.definition(body)])
     for ts, values in minutes:
         engine.evaluate(Sample(ts=float(ts), values={sid: v[0] for sid, v in values.items()}, duration=0))
@@ -554,7 +559,7 @@ async def test_on_the_event_loop_writes_go_to_a_worker_thread_and_messages_follo
 ) -> None:
     engine = services.alerts.engine
     counts: list[AlertCounts] = []
-    engine.changed.subscribe(counts.append)
+    engine.changed.connect(counts.append)
     rule(services, threshold=90)
     engine.on_sample(Sample(ts=t0, values={CPU: 95}, duration=0))
     assert sent.calls == []  # the row is written first, off the loop; the message follows it
@@ -573,8 +578,10 @@ async def test_on_the_event_loop_writes_go_to_a_worker_thread_and_messages_follo
 # -- cost --------------------------------------------------------------------------------------------
 
 
-def test_a_standalone_engine_runs_without_a_database(t0: float) -> None:
-    engine = AlertEngine(None, LogDispatcher())
-    engine.set_rules([RuleDef(id=1, name="r", metric=CPU, threshold=1)])
-    engine.evaluate(Sample(ts=t0, values={CPU: 2}, duration=0))
-    assert engine.counts().firing == 1 and engine.alerts("firing") == []
+def test_the_benchmark_runs_the_engine_over_a_store_that_keeps_nothing(t0: float) -> None:
+    from bench.alerts_bench import synthetic_rules, time_evaluate
+
+    rules = synthetic_rules([CPU, ROOT], 10)
+    assert len(rules) == 10 and all(r.enabled for r in rules)
+    samples = [Sample(ts=t0 + i, values={CPU: 50.0, ROOT: 50.0}, duration=0) for i in range(3)]
+    assert time_evaluate(rules, samples, rounds=2) > 0

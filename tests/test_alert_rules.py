@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from nox_ui.alerts.rules import RuleDef, RuleIn, Selector
+from nox_ui.alerts.rules import RuleIn, Selector
 from nox_ui.app import Services
 from nox_ui.errors import Conflict, Forbidden, Invalid, NotFound
 from nox_ui.models import AuditEvent, Notifier
@@ -71,7 +71,7 @@ def test_an_operator_creates_a_rule_and_it_is_audited(accounts: Services, olga: 
         },
         ip="198.51.100.7",
     )
-    rule = RuleDef.of(row)
+    rule = row.definition()
     assert rule.metric == 'disk.used_percent{mount="/"}'  # stored in canonical form
     assert (rule.kind, rule.for_seconds, rule.clear_threshold, rule.severity) == (
         "threshold",

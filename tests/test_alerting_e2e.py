@@ -121,7 +121,7 @@ def test_fires_after_for_seconds_once_holds_through_hysteresis_and_resolves_once
     subjects, states = settle(smtp, http, 2, 2)
     assert subjects == [f"[CRITICAL] {RULE} on cpu.percent", f"[RESOLVED] {RULE} on cpu.percent"]
     assert states == ["firing", "resolved"]
-    resolved = services.alerts.engine.alerts("resolved")
+    resolved = services.alerts.queries.alerts("resolved")
     assert len(resolved) == 1 and resolved[0].rule_name == RULE
     log = services.notifiers.deliveries_for_alert(resolved[0].id or 0)
     assert sorted((d.notifier_name, d.event, d.status) for d in log) == [
@@ -141,20 +141,20 @@ def test_a_value_flapping_faster_than_for_seconds_sends_nothing(
         now = feed(services, now, [97.0] * 6 + [40.0] * 2)  # 6 s above, 2 s below, again and again
     time.sleep(QUIET)
     assert received(smtp, http) == ([], [])
-    assert services.alerts.engine.alerts("firing") == []
-    assert services.alerts.engine.alerts("resolved") == []
+    assert services.alerts.queries.alerts("firing") == []
+    assert services.alerts.queries.alerts("resolved") == []
 
 
 def test_a_silenced_alert_fires_but_notifies_nobody(services: Services, wired: dict[str, Any]) -> None:
     smtp, http = wired["smtp"], wired["http"]
     services.alerts.silences.create(None, {"alertname": RULE}, "planned maintenance", duration_seconds=3600)
     now = feed(services, time.time(), [99.0] * 12)
-    firing = services.alerts.engine.alerts("firing")
+    firing = services.alerts.queries.alerts("firing")
     assert len(firing) == 1 and firing[0].silenced
     feed(services, now, [10.0])
     time.sleep(QUIET * 2)
     assert received(smtp, http) == ([], [])
-    assert len(services.alerts.engine.alerts("resolved")) == 1
+    assert len(services.alerts.queries.alerts("resolved")) == 1
 
 
 def test_a_restart_with_a_firing_alert_does_not_notify_again_and_still_resolves_once(

@@ -322,6 +322,8 @@ def test_a_rule_whose_notifier_was_deleted_can_still_be_disabled(api: TestClient
         headers=headers,
     ).json()
     assert api.delete(f"/api/v1/notifiers/{hook['id']}", headers=headers).status_code == 204
+    # the rule no longer names it (the link went with the notifier)
+    assert api.get(f"/api/v1/alerts/rules/{rule['id']}", headers=headers).json()["notifiers"] == []
     response = api.patch(f"/api/v1/alerts/rules/{rule['id']}", json={"enabled": False}, headers=headers)
     assert response.status_code == 200, response.text
     assert response.json()["enabled"] is False

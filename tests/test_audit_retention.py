@@ -56,8 +56,8 @@ def test_alert_history_retention_deletes_old_resolved_alerts_with_their_deliveri
     engine = accounts.alerts.engine
     engine.evaluate(Sample(ts=now, values={"cpu.percent": 90.0, "load.1": 5.0}, duration=0))
     engine.evaluate(Sample(ts=now + 1, values={"cpu.percent": 10.0, "load.1": 5.0}, duration=0))
-    assert [a.rule_name for a in engine.alerts("resolved")] == ["Busy"]
-    assert [a.rule_name for a in engine.alerts("firing")] == ["Load"]
+    assert [a.rule_name for a in accounts.alerts.queries.alerts("resolved")] == ["Busy"]
+    assert [a.rule_name for a in accounts.alerts.queries.alerts("firing")] == ["Load"]
 
     def deliveries() -> int:
         with accounts.db.session() as session:
@@ -71,8 +71,8 @@ def test_alert_history_retention_deletes_old_resolved_alerts_with_their_deliveri
     assert accounts.settings.current.alert_history_days == 90
     assert accounts.alert_retention.run_once(utcnow() + timedelta(days=89)) == (0, 0)
     assert accounts.alert_retention.run_once(utcnow() + timedelta(days=91)) == (1, 0)
-    assert engine.alerts("resolved") == []
-    assert [a.rule_name for a in engine.alerts("firing")] == ["Load"]  # firing episodes stay
+    assert accounts.alerts.queries.alerts("resolved") == []
+    assert [a.rule_name for a in accounts.alerts.queries.alerts("firing")] == ["Load"]  # firing episodes stay
     assert deliveries() == 0  # the resolved alert's delivery log went with it
     accounts.settings.update(None, {"alert_history_days": 0})
     assert accounts.alert_retention.run_once(utcnow() + timedelta(days=3650)) is None

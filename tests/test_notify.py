@@ -107,7 +107,7 @@ def make_alert(services: Services, *, rule_name: str = "Disk almost full", state
         alert = Alert(
             rule_id=rule.id,
             series='disk.used_percent{mount="/"}',
-            labels=json.dumps({"mount": "/"}),
+            labels={"mount": "/"},
             state=state,
             severity="critical",
             value=97.5,
@@ -132,7 +132,7 @@ def message_for(services: Services, alert: Alert, *, state: str = "firing") -> A
         state=state,
         severity=alert.severity,
         metric=alert.series,
-        labels=json.loads(alert.labels),
+        labels=dict(alert.labels),
         value=alert.value,
         threshold=alert.threshold,
         started_at=alert.fired_at,

@@ -88,7 +88,7 @@ async def test_a_firing_alert_is_listed_and_its_link_opens_the_delivery_log(
     )
     accounts.alerts.engine.evaluate(Sample(ts=time.time(), values={"cpu.percent": 42.0}, duration=0))
     await accounts.alerts.engine.drain()  # the app's loop runs: the write went to the engine's thread
-    firing = accounts.alerts.engine.alerts("firing")
+    firing = accounts.alerts.queries.alerts("firing")
     assert [a.rule_id for a in firing] == [rule.id]
     accounts.notifiers.queue.start()  # writes the delivery row and tries it (port 9: nothing listens)
     try:
@@ -121,7 +121,7 @@ async def test_a_viewer_sees_an_alert_but_not_its_delivery_log_nor_where_notifie
     )
     accounts.alerts.engine.evaluate(Sample(ts=time.time(), values={"cpu.percent": 42.0}, duration=0))
     await accounts.alerts.engine.drain()
-    alert = accounts.alerts.engine.alerts("firing")[0]
+    alert = accounts.alerts.queries.alerts("firing")[0]
     await sign_in(app_user, "victor", VIEWER_PASSWORD, next_path=f"/alerts?id={alert.id}")
     await app_user.should_see("Busy: firing")
     await app_user.should_see("The delivery log is shown to operators and admins.")
@@ -138,7 +138,7 @@ async def test_a_viewer_sees_alerts_but_no_way_to_change_them(app_user: User, ac
     )
     accounts.alerts.engine.evaluate(Sample(ts=time.time(), values={"cpu.percent": 42.0}, duration=0))
     await accounts.alerts.engine.drain()
-    alert = accounts.alerts.engine.alerts("firing")[0]
+    alert = accounts.alerts.queries.alerts("firing")[0]
     await sign_in(app_user, "victor", VIEWER_PASSWORD, next_path="/alerts")
     await app_user.should_see(marker="active-alerts")
     # The rows arrive after the page: an action on a row not listed yet is ignored by the page.
@@ -150,7 +150,7 @@ async def test_a_viewer_sees_alerts_but_no_way_to_change_them(app_user: User, ac
     # An ack sent anyway (a crafted event) is refused on the server and audited
     app_user.find(marker="active-alerts").trigger("rowAction", {"action": "ack", "key": alert.key})
     await app_user.should_see("needs the operator role", retries=30)
-    assert accounts.alerts.engine.get(alert.id or 0).acked_by is None
+    assert accounts.alerts.queries.get(alert.id or 0).acked_by is None
 
 
 async def test_deleting_a_rule_asks_first(app_user: User, accounts: Services) -> None:
@@ -176,7 +176,7 @@ async def test_details_of_a_resolved_alert_open_from_the_history_tab(
     for ts, value in ((now, 90.0), (now + 1, 10.0), (now + 2, 95.0), (now + 3, 5.0)):  # two episodes
         engine.evaluate(Sample(ts=ts, values={"load.5": value}, duration=0))
     await engine.drain()
-    first, second = sorted(engine.alerts("resolved"), key=lambda a: a.id or 0)
+    first, second = sorted(accounts.alerts.queries.alerts("resolved"), key=lambda a: a.id or 0)
     await sign_in(app_user, "victor", VIEWER_PASSWORD, next_path="/alerts")
     await settle(lambda: len(table(app_user, "alert-history").rows) == 2)
     buttons = table(app_user, "alert-history").slots["body-cell-actions"].template or ""

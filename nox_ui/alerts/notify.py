@@ -55,7 +55,7 @@ from nox_ui.alerts.messages import AlertMessage
 from nox_ui.crypto import SecretBox, SecretUnreadable
 from nox_ui.db import Database
 from nox_ui.errors import Conflict, Invalid, NotFound
-from nox_ui.models import Alert, AlertRule, Delivery, Notifier, utcnow
+from nox_ui.models import Alert, AlertRule, AlertRuleNotifier, Delivery, Notifier, utcnow
 from nox_ui.outbound import OutboundGuard
 from nox_ui.roles import Principal, Role
 from nox_ui.runtime_settings import RuntimeSettings
@@ -176,10 +176,7 @@ def restore_message(
     rule = session.get(AlertRule, alert.rule_id) if alert else None
     if alert is None or rule is None:
         return None
-    try:
-        labels = json.loads(alert.labels)
-    except ValueError:
-        labels = {}
+    labels = alert.labels
     resolved = delivery.event == "resolved"
     return AlertMessage(
         rule_id=rule.id,
@@ -918,16 +915,21 @@ class NotifierService:
         return len(rows)
 
     def delete(self, actor: Principal | None, notifier_id: int, *, ip: str = "") -> None:
-        """Its delivery log goes with it. Rules that name it keep the id; the queue skips unknown ids."""
+        """Its delivery log and its place in every rule go with it (ON DELETE CASCADE)."""
         current = self._row(notifier_id)
         self._authorize(actor, "notifier.delete", current.name, ip)
         with self.db.session() as session:
             row = session.get(Notifier, notifier_id)
             if row is None:
                 raise NotFound(f"no notifier with id {notifier_id}")
-            used_by = [
-                rule.name for rule in session.exec(select(AlertRule)).all() if notifier_id in _ids(rule)
-            ]
+            used_by = list(
+                session.exec(
+                    select(AlertRule.name)
+                    .join(AlertRuleNotifier)
+                    .where(AlertRuleNotifier.notifier_id == notifier_id)
+                    .order_by(col(AlertRule.name))
+                ).all()
+            )
             session.delete(row)
             self.audit.record(
                 session,
@@ -993,7 +995,7 @@ class NotifierService:
     def prune_orphan_deliveries(self, before: datetime) -> int:
         """Delete finished deliveries that belong to no alert (notifier tests, the last message of a
         deleted rule) created before `before`; an alert's deliveries go with the alert (see
-        `AlertEngine.prune_resolved`). Returns how many went."""
+        `nox_ui.alerts.retention.prune_resolved`). Returns how many went."""
         with self.db.session() as session:
             result = session.execute(
                 delete(Delivery).where(
@@ -1019,11 +1021,3 @@ class NotifierService:
         with self.db.session() as session:
             rows = session.exec(query).all()
         return [_delivery_view(delivery, notifier) for delivery, notifier in rows]
-
-
-def _ids(rule: AlertRule) -> builtins.list[int]:
-    try:
-        ids = json.loads(rule.notifiers)
-    except ValueError:
-        return []
-    return [i for i in ids if isinstance(i, int)] if isinstance(ids, list) else []

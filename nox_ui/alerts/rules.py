@@ -5,30 +5,32 @@ A rule watches a *selector*: a metric name (every series of that metric) or `nam
 series with `op threshold`; a `nodata` rule fires when no sample carried any matching series for
 `for_seconds` (op and threshold are ignored). Every change is validated as a whole, written together
 with its audit event (`alert.rule.create|update|delete`), then handed to the listeners (the engine
-recompiles at once, no restart).
+recompiles at once, no restart). Pages and the API get `RuleView`s, never database rows; a rule's
+notifiers are rows of `alert_rule_notifiers`, so deleting a notifier drops it from every rule.
 """
 
 from __future__ import annotations
 
 import builtins
-import json
 import operator
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError, model_validator
+from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from nox_ui.db import Database
 from nox_ui.errors import Conflict, Invalid, NotFound
 from nox_ui.metrics.series import MetricSpec, parse_series, series_id
-from nox_ui.models import AlertRule, Notifier, utcnow
+from nox_ui.models import AlertRule, AlertRuleNotifier, Notifier, utcnow
 from nox_ui.roles import Principal, Role
 from nox_ui.services.audit import AuditService
+from nox_ui.signals import Signal
 
 Op = Literal[">", ">=", "<", "<=", "==", "!="]
 Severity = Literal["info", "warning", "critical"]
@@ -107,36 +109,111 @@ class RuleDef:
     def selector(self) -> Selector:
         return Selector.parse(self.metric)
 
+    def same_condition(self, other: RuleDef) -> bool:
+        return all(getattr(self, key) == getattr(other, key) for key in CONDITION_FIELDS)
+
+
+@dataclass(frozen=True)
+class RuleView:
+    """A stored rule as pages and the API see it; `notifiers` in ascending id order."""
+
+    id: int
+    name: str
+    kind: str
+    metric: str
+    op: str
+    threshold: float
+    for_seconds: int
+    clear_threshold: float | None
+    severity: str
+    notifiers: tuple[int, ...]
+    repeat_seconds: int | None
+    enabled: bool
+    description: str
+    created_at: datetime
+    updated_at: datetime
+
     @classmethod
-    def of(cls, row: AlertRule) -> RuleDef:
+    def of(cls, row: AlertRule, notifiers: Iterable[int]) -> RuleView:
         assert row.id is not None
         return cls(
             id=row.id,
             name=row.name,
-            metric=row.metric,
             kind=row.kind,
+            metric=row.metric,
             op=row.op,
             threshold=row.threshold,
             for_seconds=row.for_seconds,
             clear_threshold=row.clear_threshold,
             severity=row.severity,
-            notifiers=tuple(notifier_ids(row)),
+            notifiers=tuple(sorted(notifiers)),
             repeat_seconds=row.repeat_seconds,
             enabled=row.enabled,
             description=row.description,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
         )
 
-    def same_condition(self, other: RuleDef) -> bool:
-        return all(getattr(self, key) == getattr(other, key) for key in CONDITION_FIELDS)
+    @classmethod
+    def draft(cls, **fields: Any) -> RuleView:
+        """An unsaved rule (id 0) with the defaults of `RuleIn`: what a "new rule" form starts from."""
+        now = utcnow()
+        defaults: dict[str, Any] = {
+            "id": 0,
+            "name": "",
+            "kind": "threshold",
+            "metric": "",
+            "op": ">",
+            "threshold": 0.0,
+            "for_seconds": 0,
+            "clear_threshold": None,
+            "severity": "warning",
+            "notifiers": (),
+            "repeat_seconds": None,
+            "enabled": True,
+            "description": "",
+            "created_at": now,
+            "updated_at": now,
+        }
+        return cls(**{**defaults, **fields})
+
+    def definition(self) -> RuleDef:
+        return RuleDef(
+            id=self.id,
+            name=self.name,
+            metric=self.metric,
+            kind=self.kind,
+            op=self.op,
+            threshold=self.threshold,
+            for_seconds=self.for_seconds,
+            clear_threshold=self.clear_threshold,
+            severity=self.severity,
+            notifiers=self.notifiers,
+            repeat_seconds=self.repeat_seconds,
+            enabled=self.enabled,
+            description=self.description,
+        )
+
+    def fields(self) -> dict[str, Any]:
+        """The rule's settable fields, as audited and as a patch starts from."""
+        return {
+            "name": self.name,
+            "metric": self.metric,
+            "kind": self.kind,
+            "op": self.op,
+            "threshold": self.threshold,
+            "for_seconds": self.for_seconds,
+            "clear_threshold": self.clear_threshold,
+            "severity": self.severity,
+            "notifiers": list(self.notifiers),
+            "repeat_seconds": self.repeat_seconds,
+            "enabled": self.enabled,
+            "description": self.description,
+        }
 
 
-def notifier_ids(row: AlertRule) -> list[int]:
-    try:
-        ids = json.loads(row.notifiers or "[]")
-    except ValueError:
-        logger.warning("rule {} has unreadable notifier ids {!r}", row.id, row.notifiers)
-        return []
-    return [int(i) for i in ids if isinstance(i, int)] if isinstance(ids, list) else []
+def notifier_ids(rule: RuleView) -> list[int]:
+    return list(rule.notifiers)
 
 
 # -- request models ----------------------------------------------------------------------------------
@@ -255,27 +332,27 @@ def parse_rule(data: RuleIn | Mapping[str, Any]) -> RuleIn:
         raise Invalid(_readable(exc)) from None
 
 
-def _rule_fields(row: AlertRule) -> dict[str, Any]:
-    return {
-        "name": row.name,
-        "metric": row.metric,
-        "kind": row.kind,
-        "op": row.op,
-        "threshold": row.threshold,
-        "for_seconds": row.for_seconds,
-        "clear_threshold": row.clear_threshold,
-        "severity": row.severity,
-        "notifiers": notifier_ids(row),
-        "repeat_seconds": row.repeat_seconds,
-        "enabled": row.enabled,
-        "description": row.description,
-    }
+def _notifiers_of(session: Session, rule_ids: Iterable[int]) -> dict[int, builtins.list[int]]:
+    found: dict[int, builtins.list[int]] = {}
+    links = session.exec(
+        select(AlertRuleNotifier).where(col(AlertRuleNotifier.rule_id).in_(builtins.list(rule_ids)))
+    ).all()
+    for link in links:
+        found.setdefault(link.rule_id, []).append(link.notifier_id)
+    return found
+
+
+def _view(session: Session, row: AlertRule) -> RuleView:
+    assert row.id is not None
+    return RuleView.of(row, _notifiers_of(session, [row.id]).get(row.id, []))
+
+
+def _set_notifiers(session: Session, rule_id: int, ids: Iterable[int]) -> None:
+    session.execute(delete(AlertRuleNotifier).where(col(AlertRuleNotifier.rule_id) == rule_id))
+    session.add_all([AlertRuleNotifier(rule_id=rule_id, notifier_id=i) for i in ids])
 
 
 # -- the service -------------------------------------------------------------------------------------
-
-# Called with every rule (enabled or not) after each change.
-RulesListener = Callable[[list[RuleDef]], None]
 
 
 class RuleService:
@@ -283,27 +360,31 @@ class RuleService:
         self.db = db
         self.audit = audit
         self.specs = specs  # the metrics the sampler collects: a rule on anything else is refused
-        self._listeners: list[RulesListener] = []
+        # Every rule (enabled or not), after each change.
+        self.changed: Signal[builtins.list[RuleDef]] = Signal("alerts.rules.changed")
         self._lock = threading.Lock()
-        # Snapshots are read and handed over one at a time, so the last listener call always carries
-        # the newest committed state (two changes racing cannot leave the engine on the older one).
+        # Snapshots are read and handed over one at a time, so the last emit always carries the newest
+        # committed state (two changes racing cannot leave the engine on the older one).
         self._notify_lock = threading.Lock()
 
     # -- reading -----------------------------------------------------------------------------------
 
-    def list(self) -> list[AlertRule]:
+    def list(self) -> list[RuleView]:
+        """Every rule, by name."""
         with self.db.session() as session:
-            return list(session.exec(select(AlertRule).order_by(col(AlertRule.name))).all())
+            rows = session.exec(select(AlertRule).order_by(col(AlertRule.name))).all()
+            notifiers = _notifiers_of(session, [row.id for row in rows if row.id is not None])
+        return [RuleView.of(row, notifiers.get(row.id or 0, [])) for row in rows]
 
     def definitions(self) -> builtins.list[RuleDef]:
-        return [RuleDef.of(row) for row in self.list()]
+        return [view.definition() for view in self.list()]
 
-    def get(self, rule_id: int) -> AlertRule:
+    def get(self, rule_id: int) -> RuleView:
         with self.db.session() as session:
             row = session.get(AlertRule, rule_id)
-        if row is None:
-            raise NotFound(f"no alert rule with id {rule_id}")
-        return row
+            if row is None:
+                raise NotFound(f"no alert rule with id {rule_id}")
+            return _view(session, row)
 
     # -- validation --------------------------------------------------------------------------------
 
@@ -326,7 +407,7 @@ class RuleService:
             missing = self._missing_notifiers(rule.notifiers, session)
             if missing:
                 raise Invalid(f"notifiers: no notifier with id {', '.join(map(str, missing))}")
-        return rule.model_copy(update={"metric": selector.text})
+        return rule.model_copy(update={"metric": selector.text, "notifiers": sorted(rule.notifiers)})
 
     def _missing_notifiers(self, ids: builtins.list[int], session: Session | None) -> builtins.list[int]:
         if session is None:
@@ -342,12 +423,7 @@ class RuleService:
 
     # -- changing ----------------------------------------------------------------------------------
 
-    def subscribe(self, listener: RulesListener) -> None:
-        """Call `listener(rules)` after every change, and once now."""
-        self._listeners.append(listener)
-        listener(self.definitions())
-
-    def create(self, actor: Principal | None, data: RuleIn | Mapping[str, Any], *, ip: str = "") -> AlertRule:
+    def create(self, actor: Principal | None, data: RuleIn | Mapping[str, Any], *, ip: str = "") -> RuleView:
         """Operators and admins (`actor=None`: the panel itself). 422 for an invalid rule, 409 for a
         name in use."""
         if actor is not None:
@@ -357,10 +433,13 @@ class RuleService:
             rule = self.check(data, session)
             if session.exec(select(AlertRule.id).where(AlertRule.name == rule.name)).first():
                 raise Conflict(f"an alert rule named {rule.name!r} already exists")
-            row = AlertRule(**{**rule.model_dump(), "notifiers": json.dumps(rule.notifiers)})
+            row = AlertRule(**rule.model_dump(exclude={"notifiers"}))
             session.add(row)
             try:
                 session.flush()
+                assert row.id is not None
+                _set_notifiers(session, row.id, rule.notifiers)
+                view = RuleView.of(row, rule.notifiers)
                 self.audit.record(
                     session,
                     actor=actor,
@@ -369,7 +448,7 @@ class RuleService:
                     target_type="alert_rule",
                     target_id=row.id or "",
                     target_label=row.name,
-                    details=_rule_fields(row),
+                    details=view.fields(),
                     ip=ip,
                 )
                 session.commit()
@@ -377,7 +456,7 @@ class RuleService:
                 session.rollback()
                 raise Conflict(f"an alert rule named {rule.name!r} already exists") from None
         self._notify()
-        return row
+        return RuleView.of(row, rule.notifiers)
 
     def update(
         self,
@@ -386,7 +465,7 @@ class RuleService:
         patch: RulePatch | Mapping[str, Any],
         *,
         ip: str = "",
-    ) -> AlertRule:
+    ) -> RuleView:
         """Change the fields given; the result is validated as a whole. Audited with old → new."""
         if actor is not None:
             self.require_operator(actor, "alert.rule.update", str(rule_id), ip)
@@ -399,21 +478,17 @@ class RuleService:
             row = session.get(AlertRule, rule_id)
             if row is None:
                 raise NotFound(f"no alert rule with id {rule_id}")
-            before = _rule_fields(row)
-            merged = {**before, **patch.changes()}
-            # A notifier deleted since the rule was saved drops out here instead of blocking every edit
-            # (disabling the rule during an incident included); new ids are still checked.
-            gone = (
-                set(self._missing_notifiers(before["notifiers"], session)) if before["notifiers"] else set()
-            )
-            merged["notifiers"] = [i for i in merged["notifiers"] if i not in gone]
-            rule = self.check(merged, session)
+            current = _view(session, row)
+            before = current.fields()
+            # A deleted notifier has already left the rule (ON DELETE CASCADE), so it never blocks an
+            # edit (disabling the rule during an incident included); new ids are checked.
+            rule = self.check({**before, **patch.changes()}, session)
             after = rule.model_dump()
             diff = {
                 key: {"old": before[key], "new": after[key]} for key in before if before[key] != after[key]
             }
             if not diff:
-                return row
+                return current
             if "name" in diff:
                 taken = session.exec(
                     select(AlertRule.id).where(AlertRule.name == rule.name, AlertRule.id != rule_id)
@@ -421,10 +496,13 @@ class RuleService:
                 if taken:
                     raise Conflict(f"an alert rule named {rule.name!r} already exists")
             for key, value in after.items():
-                setattr(row, key, json.dumps(value) if key == "notifiers" else value)
+                if key != "notifiers":
+                    setattr(row, key, value)
             row.updated_at = utcnow()
             session.add(row)
             try:
+                if "notifiers" in diff:
+                    _set_notifiers(session, rule_id, rule.notifiers)
                 session.flush()
                 self.audit.record(
                     session,
@@ -442,7 +520,7 @@ class RuleService:
                 session.rollback()
                 raise Conflict(f"an alert rule named {rule.name!r} already exists") from None
         self._notify()
-        return row
+        return RuleView.of(row, rule.notifiers)
 
     def delete(self, actor: Principal | None, rule_id: int, *, ip: str = "") -> None:
         """Its alert history goes with it (ON DELETE CASCADE); firing episodes end at once."""
@@ -452,7 +530,7 @@ class RuleService:
             row = session.get(AlertRule, rule_id)
             if row is None:
                 raise NotFound(f"no alert rule with id {rule_id}")
-            details = _rule_fields(row)
+            details = _view(session, row).fields()
             session.delete(row)
             self.audit.record(
                 session,
@@ -476,9 +554,4 @@ class RuleService:
 
     def _notify(self) -> None:
         with self._notify_lock:
-            rules = self.definitions()
-            for listener in list(self._listeners):
-                try:
-                    listener(rules)
-                except Exception:
-                    logger.exception("an alert rules subscriber failed; the change is stored")
+            self.changed.emit(self.definitions())

@@ -5,12 +5,12 @@ label of that name. Besides the series' own labels, an alert carries `alertname`
 and `metric` (the metric's name). A silenced alert still fires and shows in the panel (flagged
 "silenced"); only its notifications are held back. Silences are never deleted: ending one early sets
 its end to now, so the history of who muted what stays. Both are audited (`silence.create|end`).
+Pages and the API get `SilenceView`s, never database rows.
 """
 
 from __future__ import annotations
 
 import builtins
-import json
 import re
 import threading
 import time
@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from loguru import logger
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import col, select
 
@@ -28,6 +27,7 @@ from nox_ui.errors import Conflict, Invalid, NotFound
 from nox_ui.models import Silence
 from nox_ui.roles import Principal, Role
 from nox_ui.services.audit import AuditService
+from nox_ui.signals import Signal
 
 LABEL_KEY_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 MAX_MATCHERS = 20
@@ -47,13 +47,12 @@ class SilenceDef:
     ends: float
 
     @classmethod
-    def of(cls, row: Silence) -> SilenceDef:
-        assert row.id is not None
+    def of(cls, silence: SilenceView) -> SilenceDef:
         return cls(
-            row.id,
-            tuple(sorted(matchers_of(row).items())),
-            row.starts_at.timestamp(),
-            row.ends_at.timestamp(),
+            silence.id,
+            tuple(sorted(silence.matchers.items())),
+            silence.starts_at.timestamp(),
+            silence.ends_at.timestamp(),
         )
 
     def active(self, ts: float) -> bool:
@@ -63,17 +62,39 @@ class SilenceDef:
         return all(labels.get(key) == value for key, value in self.matchers)
 
 
-def matchers_of(row: Silence) -> dict[str, str]:
-    try:
-        matchers = json.loads(row.matchers or "{}")
-    except ValueError:
-        logger.warning("silence {} has unreadable matchers {!r}", row.id, row.matchers)
-        return {}
-    return {str(k): str(v) for k, v in matchers.items()} if isinstance(matchers, dict) else {}
+@dataclass(frozen=True)
+class SilenceView:
+    """A stored silence as pages and the API see it."""
+
+    id: int
+    matchers: dict[str, str]
+    starts_at: datetime
+    ends_at: datetime
+    comment: str
+    created_by: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: Silence) -> SilenceView:
+        assert row.id is not None
+        matchers = row.matchers if isinstance(row.matchers, dict) else {}
+        return cls(
+            id=row.id,
+            matchers={str(k): str(v) for k, v in matchers.items()},
+            starts_at=row.starts_at,
+            ends_at=row.ends_at,
+            comment=row.comment,
+            created_by=row.created_by,
+            created_at=row.created_at,
+        )
 
 
-def is_active(row: Silence, now: datetime) -> bool:
-    return row.starts_at <= now < row.ends_at
+def matchers_of(silence: SilenceView) -> dict[str, str]:
+    return dict(silence.matchers)
+
+
+def is_active(silence: SilenceView, now: datetime) -> bool:
+    return silence.starts_at <= now < silence.ends_at
 
 
 class SilenceIn(BaseModel):
@@ -119,19 +140,16 @@ def clean_matchers(matchers: Mapping[str, Any]) -> dict[str, str]:
     return dict(sorted(cleaned.items()))
 
 
-# Called with every silence that has not ended yet, after each change.
-SilencesListener = Callable[[list[SilenceDef]], None]
-
-
 class SilenceService:
     def __init__(self, db: Database, audit: AuditService, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.audit = audit
         self.clock = clock
-        self._listeners: list[SilencesListener] = []
+        # Every silence that has not ended yet, after each change.
+        self.changed: Signal[builtins.list[SilenceDef]] = Signal("alerts.silences.changed")
         self._lock = threading.Lock()
-        # Snapshots are read and handed over one at a time, so the last listener call always carries
-        # the newest committed state (two changes racing cannot leave the engine on the older one).
+        # Snapshots are read and handed over one at a time, so the last emit always carries the newest
+        # committed state (two changes racing cannot leave the engine on the older one).
         self._notify_lock = threading.Lock()
 
     def now(self) -> datetime:
@@ -139,7 +157,7 @@ class SilenceService:
 
     # -- reading -----------------------------------------------------------------------------------
 
-    def list(self, active: bool | None = None, limit: int = 200) -> list[Silence]:
+    def list(self, active: bool | None = None, limit: int = 200) -> list[SilenceView]:
         """Newest first. `active=True`: in force now; `active=False`: ended or not started yet."""
         limit = max(1, min(limit, MAX_LIMIT))
         now = self.now()
@@ -149,27 +167,22 @@ class SilenceService:
         elif active is False:
             query = query.where((col(Silence.starts_at) > now) | (col(Silence.ends_at) <= now))
         with self.db.session() as session:
-            return list(session.exec(query.limit(limit)).all())
+            return [SilenceView.of(row) for row in session.exec(query.limit(limit)).all()]
 
-    def get(self, silence_id: int) -> Silence:
+    def get(self, silence_id: int) -> SilenceView:
         with self.db.session() as session:
             row = session.get(Silence, silence_id)
         if row is None:
             raise NotFound(f"no silence with id {silence_id}")
-        return row
+        return SilenceView.of(row)
 
     def definitions(self) -> builtins.list[SilenceDef]:
         """Every silence that has not ended: what the engine checks alerts against."""
         with self.db.session() as session:
             rows = session.exec(select(Silence).where(col(Silence.ends_at) > self.now())).all()
-        return [SilenceDef.of(row) for row in rows]
+        return [SilenceDef.of(SilenceView.of(row)) for row in rows]
 
     # -- changing ----------------------------------------------------------------------------------
-
-    def subscribe(self, listener: SilencesListener) -> None:
-        """Call `listener(silences)` after every change, and once now."""
-        self._listeners.append(listener)
-        listener(self.definitions())
 
     def create(
         self,
@@ -181,7 +194,7 @@ class SilenceService:
         ends_at: datetime | None = None,
         duration_seconds: int | None = None,
         ip: str = "",
-    ) -> Silence:
+    ) -> SilenceView:
         """Operators and admins. 422: no matchers, no comment, no end (or both kinds), an end not after
         the start or already past, longer than a year."""
         if actor is not None:
@@ -212,7 +225,7 @@ class SilenceService:
         if end - start > MAX_DURATION:
             raise Invalid("a silence lasts at most 365 days")
         row = Silence(
-            matchers=json.dumps(cleaned, ensure_ascii=False),
+            matchers=cleaned,
             starts_at=start,
             ends_at=end,
             comment=comment,
@@ -239,9 +252,9 @@ class SilenceService:
             )
             session.commit()
         self._notify()
-        return row
+        return SilenceView.of(row)
 
-    def end(self, actor: Principal | None, silence_id: int, *, ip: str = "") -> Silence:
+    def end(self, actor: Principal | None, silence_id: int, *, ip: str = "") -> SilenceView:
         """End a silence now (one not started yet is cancelled). 409 when it has already ended."""
         if actor is not None:
             self._authorize(actor, "silence.end", ip)
@@ -263,25 +276,20 @@ class SilenceService:
                 outcome="success",
                 target_type="silence",
                 target_id=silence_id,
-                target_label=_label(matchers_of(row)),
+                target_label=_label(SilenceView.of(row).matchers),
                 details={"ended_at": now.isoformat(), "planned_end": planned.isoformat()},
                 ip=ip,
             )
             session.commit()
         self._notify()
-        return row
+        return SilenceView.of(row)
 
     def _authorize(self, actor: Principal, action: str, ip: str) -> None:
         self.audit.authorize(actor, Role.OPERATOR, attempted=action, target_type="silence", ip=ip)
 
     def _notify(self) -> None:
         with self._notify_lock:
-            silences = self.definitions()
-            for listener in list(self._listeners):
-                try:
-                    listener(silences)
-                except Exception:
-                    logger.exception("a silences subscriber failed; the change is stored")
+            self.changed.emit(self.definitions())
 
 
 def _label(matchers: Mapping[str, str]) -> str:

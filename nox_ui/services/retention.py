@@ -3,7 +3,7 @@
 - Audit events older than `audit_retention_days` are archived to DATA_DIR/backups; the archive keeps
   the chain verifiable (see `AuditService.archive`). 0 keeps every event in the database.
 - Resolved alerts older than `alert_history_days` are deleted with their delivery logs, and so are
-  old notifier test deliveries. 0 keeps them all.
+  old notifier test deliveries (`nox_ui/alerts/retention.py`). 0 keeps them all.
 
 A changed setting acts within the hour.
 """
@@ -17,8 +17,6 @@ from pathlib import Path
 
 from loguru import logger
 
-from nox_ui.alerts.engine import AlertEngine
-from nox_ui.alerts.notify import NotifierService
 from nox_ui.models import utcnow
 from nox_ui.services.audit import Archived, AuditService
 from nox_ui.services.settings import SettingsService
@@ -39,26 +37,6 @@ class AuditRetention:
         if archived.count:
             logger.info("audit retention: archived {} events to {}", archived.count, archived.path)
         return archived
-
-
-class AlertHistoryRetention:
-    def __init__(self, engine: AlertEngine, notifiers: NotifierService, config: SettingsService) -> None:
-        self.engine = engine
-        self.notifiers = notifiers
-        self.config = config
-
-    def run_once(self, now: datetime | None = None) -> tuple[int, int] | None:
-        """Delete resolved alerts (with their delivery logs) and deliveries of no alert older than the
-        retention; (alerts, deliveries) deleted, or None when retention is off."""
-        days = self.config.current.alert_history_days
-        if days <= 0:
-            return None
-        before = (now or utcnow()) - timedelta(days=days)
-        alerts = self.engine.prune_resolved(before)
-        orphans = self.notifiers.prune_orphan_deliveries(before)
-        if alerts or orphans:
-            logger.info("alert history: deleted {} resolved alerts and {} other deliveries", alerts, orphans)
-        return alerts, orphans
 
 
 class Housekeeping:

@@ -12,12 +12,12 @@ from typing import Literal
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from nox_ui.alerts.engine import AlertView, Episode
-from nox_ui.alerts.rules import RuleIn, RulePatch, notifier_ids
-from nox_ui.alerts.silences import SilenceIn, is_active, matchers_of
+from nox_ui.alerts.queries import AlertView
+from nox_ui.alerts.rules import RuleIn, RulePatch, RuleView
+from nox_ui.alerts.silences import SilenceIn, SilenceView, is_active
+from nox_ui.alerts.state import Episode
 from nox_ui.api.deps import client_ip, get_services, require_role
 from nox_ui.app import Services
-from nox_ui.models import AlertRule, Silence
 from nox_ui.roles import Principal, Role
 
 router = APIRouter(tags=["alerts"])
@@ -45,8 +45,7 @@ class RuleOut(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, row: AlertRule) -> RuleOut:
-        assert row.id is not None
+    def of(cls, row: RuleView) -> RuleOut:
         return cls(
             id=row.id,
             name=row.name,
@@ -57,7 +56,7 @@ class RuleOut(BaseModel):
             for_seconds=row.for_seconds,
             clear_threshold=row.clear_threshold,
             severity=row.severity,
-            notifiers=notifier_ids(row),
+            notifiers=list(row.notifiers),
             repeat_seconds=row.repeat_seconds,
             enabled=row.enabled,
             description=row.description,
@@ -107,11 +106,10 @@ class SilenceOut(BaseModel):
     active: bool
 
     @classmethod
-    def of(cls, row: Silence, now: datetime) -> SilenceOut:
-        assert row.id is not None
+    def of(cls, row: SilenceView, now: datetime) -> SilenceOut:
         return cls(
             id=row.id,
-            matchers=matchers_of(row),
+            matchers=dict(row.matchers),
             starts_at=row.starts_at,
             ends_at=row.ends_at,
             comment=row.comment,
@@ -243,7 +241,7 @@ def list_alerts(
     _viewer: Principal = Depends(require_role(Role.VIEWER)),
     services: Services = Depends(get_services),
 ) -> list[AlertOut]:
-    views = services.alerts.engine.alerts(state, limit=limit, rule_id=rule_id)
+    views = services.alerts.queries.alerts(state, limit=limit, rule_id=rule_id)
     return [AlertOut.of(view) for view in views]
 
 
@@ -253,7 +251,7 @@ def get_alert(
     _viewer: Principal = Depends(require_role(Role.VIEWER)),
     services: Services = Depends(get_services),
 ) -> AlertOut:
-    return AlertOut.of(services.alerts.engine.get(alert_id))
+    return AlertOut.of(services.alerts.queries.get(alert_id))
 
 
 @router.post("/alerts/{alert_id}/ack", response_model=AlertOut, summary="Acknowledge an alert (operator)")
@@ -266,7 +264,7 @@ def ack_alert(
 ) -> AlertOut:
     """Records who and when; stops repeat notifications. Resolved or already acknowledged: 409."""
     comment = body.comment if body else ""
-    view = services.alerts.engine.ack(operator, alert_id, comment, ip=client_ip(request))
+    view = services.alerts.queries.ack(operator, alert_id, comment, ip=client_ip(request))
     return AlertOut.of(view)
 
 

@@ -1,7 +1,7 @@
 """The dashboard's view model, computed once per sample for every open dashboard.
 
-The sampler publishes raw samples on `MetricsService.bus`. `DashboardFeed` subscribes once per
-process, turns a sample into display strings and chart points, and re-publishes only
+The sampler publishes raw samples on `MetricsService.bus` (a core `Signal`). `DashboardFeed` subscribes
+once per process, through the bridge to NiceGUI (`components/signals.py`), turns a sample into display strings and chart points, and re-publishes only
 what changed on `feed.updated`. Each open page subscribes to that (NiceGUI drops the subscription
 when the tab closes) and merely assigns the changed strings to its elements."""
 
@@ -14,6 +14,7 @@ from typing import Any
 
 from nicegui import Event
 
+from nox_ui.components.signals import ui_event
 from nox_ui.components.format import format_bytes, format_duration, format_rate, level
 from nox_ui.metrics.host import host_facts
 from nox_ui.metrics.sampler import Sample
@@ -63,7 +64,7 @@ class DashboardFeed:
         self.charts: dict[str, deque[list[float]]] = {
             name: deque(maxlen=length) for name in ("cpu", "mem", "net", "disk")
         }
-        metrics.bus.subscribe(self._on_sample, unsubscribe_on_delete=False)
+        ui_event(metrics.bus).subscribe(self._on_sample, unsubscribe_on_delete=False)
 
     @property
     def watchers(self) -> int:

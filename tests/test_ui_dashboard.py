@@ -12,6 +12,7 @@ from nicegui.testing import User
 
 from nox_ui.app import Services
 from nox_ui.components.live import DashboardFeed
+from nox_ui.components.signals import ui_event
 from nox_ui.metrics.collectors import DiskUsageCollector
 from tests.conftest import VIEWER_PASSWORD, sign_in
 
@@ -81,7 +82,7 @@ async def test_viewer_opens_history_and_processes(app_user: User, path: str) -> 
 
 def _feed(services: Services) -> DashboardFeed:
     """The dashboard's per-process view model: the one subscriber of the metrics bus."""
-    feeds = [getattr(c.func, "__self__", None) for c in services.metrics.bus.callbacks]
+    feeds = [getattr(c.func, "__self__", None) for c in ui_event(services.metrics.bus).callbacks]
     found = [f for f in feeds if isinstance(f, DashboardFeed)]
     assert len(found) == 1
     return found[0]

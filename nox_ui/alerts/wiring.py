@@ -58,7 +58,7 @@ def wire_alerting(
     silences.changed.connect(engine.set_silences)
     engine.set_silences(silences.definitions())
     engine.restore()
-    metrics.bus.subscribe(engine.on_sample)
+    metrics.bus.connect(engine.on_sample)
     return Alerting(
         rules=rules,
         silences=silences,

@@ -1,5 +1,6 @@
-"""The metrics hub: drives the sampler on the event loop, feeds history, and publishes each sample
-on one bus that every open page subscribes to."""
+"""The metrics hub: drives the sampler from the event loop (the collectors run in worker threads, see
+`sampler.py`), feeds history, and publishes each sample on one core `Signal`, `bus`, on the loop: the
+alert engine listens to it, and the UI bridges it to the open pages (`components/live.py`)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from loguru import logger
-from nicegui import Event
-
 from nox_ui.errors import NotFound
 from nox_ui.metrics.history import HistoryResult, HistoryStore
 from nox_ui.metrics.sampler import Sample, Sampler
 from nox_ui.metrics.series import MetricSpec, parse_series, series_id, series_name
+from nox_ui.signals import Signal
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class MetricsService:
         self.sampler = sampler
         self.history = history
         self.interval = interval
-        self.bus: Event[Sample] = Event()
+        self.bus: Signal[Sample] = Signal("metrics.bus")  # emitted on the event loop, once per sample
         self.specs: dict[str, MetricSpec] = {spec.name: spec for spec in sampler.specs}
         self.client_count: Callable[[], int] = lambda: 0  # set by the web layer
         self._task: asyncio.Task[None] | None = None
@@ -64,7 +64,7 @@ class MetricsService:
         next_tick = loop.time()
         while True:
             try:
-                self.tick()
+                self.publish(await self.sampler.sample_off_loop())
             except Exception:  # the loop must survive anything a subscriber or the store does
                 logger.exception("metrics tick failed")
             next_tick += self.interval
@@ -75,7 +75,12 @@ class MetricsService:
             await asyncio.sleep(delay)
 
     def tick(self) -> Sample:
+        """One sample taken in this thread and published (tests; the panel samples off the loop)."""
         sample = self.sampler.sample()
+        self.publish(sample)
+        return sample
+
+    def publish(self, sample: Sample) -> None:
         self.history.add(sample)
         self.bus.emit(sample)
         # While a flush is still running, leave finished minutes in RAM: taking them now would drop them.
@@ -85,7 +90,6 @@ class MetricsService:
                 self._flush = asyncio.get_running_loop().create_task(
                     self._write(minutes), name="history flush"
                 )
-        return sample
 
     async def _write(self, minutes: list[tuple[int, dict[str, tuple[float, float, float]]]]) -> None:
         try:

@@ -28,6 +28,7 @@ from nox_ui.models import RuntimeSetting, utcnow
 from nox_ui.roles import Principal, Role
 from nox_ui.runtime_settings import SECRET_KEYS, RuntimeSettings, SettingInfo, field_errors, registry
 from nox_ui.services.audit import AuditService
+from nox_ui.signals import Signal
 
 EXPORT_FORMAT = "nox-ui-settings/1"
 # Called with the new settings and the keys that changed.
@@ -67,7 +68,7 @@ class SettingsService:
         self.secrets = secrets
         self.info: dict[str, SettingInfo] = registry()
         self._lock = threading.Lock()
-        self._listeners: list[SettingsListener] = []
+        self.changed: Signal[tuple[RuntimeSettings, frozenset[str]]] = Signal("settings.changed")
         self._current = self._load()
 
     # -- reading -----------------------------------------------------------------------------------
@@ -142,7 +143,7 @@ class SettingsService:
 
     def subscribe(self, listener: SettingsListener) -> None:
         """Call `listener(settings, changed_keys)` after every change, and once now with every key."""
-        self._listeners.append(listener)
+        self.changed.connect(lambda change: listener(*change))
         listener(self._current, frozenset(self.info))
 
     def validate(self, changes: Mapping[str, Any]) -> tuple[RuntimeSettings, list[SettingChange]]:
@@ -268,11 +269,7 @@ class SettingsService:
         return len(rows)
 
     def _notify(self, settings: RuntimeSettings, changed: frozenset[str]) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(settings, changed)
-            except Exception:
-                logger.exception("a settings subscriber failed; the change is stored")
+        self.changed.emit((settings, changed))  # a failing subscriber is logged; the change is stored
 
 
 def _change(key: str, old: Any, new: Any) -> SettingChange:

@@ -21,7 +21,7 @@ from nox_ui.parsing import parse_time
 from nox_ui.roles import Role
 
 if TYPE_CHECKING:
-    from nox_ui.app import Services
+    from nox_ui.app import Core
 
 
 class CliError(Exception):
@@ -42,10 +42,12 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
-def _services(args: argparse.Namespace) -> Services:
-    from nox_ui.server import prepare
+def _services(args: argparse.Namespace) -> Core:
+    """The core services (database, audit, users, sign-in, settings): all the commands below need.
+    Nothing of the runtime (sampler, alerting, notifiers) is built or imported."""
+    from nox_ui.server import prepare_core
 
-    return prepare(_settings(args))
+    return prepare_core(_settings(args))
 
 
 def _read_password(args: argparse.Namespace, *, confirm: bool) -> str:

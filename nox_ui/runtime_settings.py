@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from nox_ui.errors import Invalid
 from nox_ui.outbound import normalize_allowed_hosts
 from nox_ui.parsing import check_email
-from nox_ui.ratelimits import parse_rates
+from nox_ui.rates import parse_rates
 
 GENERAL = "General"
 SECURITY = "Security"

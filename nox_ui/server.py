@@ -1,4 +1,6 @@
-"""`nox-ui serve`: prepare the data dir, migrate, build the services, mount the web app, run uvicorn."""
+"""`nox-ui serve`: prepare the data dir, migrate, build the services, mount the web app, run uvicorn.
+
+`prepare_core` is the CLI's: the same storage preparation, then only the core (`nox_ui/app.py`)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import time
 from loguru import logger
 
 from nox_ui import __version__, migrate
-from nox_ui.app import Services, build_services
+from nox_ui.app import Core, Services, build_core, build_services
 from nox_ui.config import Settings
 from nox_ui.logs import configure_logging
 
@@ -23,13 +25,23 @@ def message_history_length(sample_interval: float) -> int:
     return int(RECONNECT_TIMEOUT / sample_interval * 3) + 30
 
 
-def prepare(settings: Settings) -> Services:
-    """Everything `serve` does before listening; also used by tests that run the real app."""
+def _prepare_storage(settings: Settings) -> None:
     settings.prepare_data_dir()
     if not settings.database_url:
         settings.create_private_file(settings.data_dir / "nox.db")
     migrate.upgrade_if_needed(settings.resolved_database_url)
+
+
+def prepare(settings: Settings) -> Services:
+    """Everything `serve` does before listening; also used by tests that run the real app."""
+    _prepare_storage(settings)
     return build_services(settings)
+
+
+def prepare_core(settings: Settings) -> Core:
+    """The data dir, the database at the newest revision, and the core services: what a CLI command needs."""
+    _prepare_storage(settings)
+    return build_core(settings)
 
 
 def announce_setup(services: Services) -> None:
@@ -61,9 +73,7 @@ def serve(settings: Settings) -> None:
     # Nox keeps nothing in app.storage.tab, yet NiceGUI holds an empty one in memory per browser tab ever
     # opened, for 30 days by default: unbounded growth under reconnecting clients (bench/soak.py).
     app.storage.max_tab_storage_age = TAB_STORAGE_AGE
-    mount_app(services)
-
-    app.on_startup(services.housekeeping.run)
+    mount_app(services)  # starts the runtime with the app and stops it before the shutdown below
 
     @app.on_startup
     def _ready() -> None:

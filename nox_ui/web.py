@@ -218,14 +218,10 @@ def mount_app(services: Services) -> None:
         1 for c in Client.instances.values() if c.has_socket_connection
     )
     if app.is_started:  # mounted into a running app (the tests' simulated user)
-        services.metrics.start()
-        services.notifiers.queue.start()
+        services.start()
     else:
-        app.on_startup(services.metrics.start)
-        app.on_startup(services.notifiers.queue.start)
-    app.on_shutdown(services.metrics.stop)
-    app.on_shutdown(services.alerts.engine.drain)  # alert writes and their messages, before the queue stops
-    app.on_shutdown(services.notifiers.queue.stop)
+        app.on_startup(services.start)
+    app.on_shutdown(services.stop)
 
     for entry_point in entry_points(group=UI_ENTRY_POINT_GROUP):
         logger.debug("loading UI from {}", entry_point.value)

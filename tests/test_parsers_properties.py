@@ -26,7 +26,7 @@ from nox_ui.app import Services
 from nox_ui.errors import Invalid
 from nox_ui.metrics.series import NAME_RE, parse_series, series_id
 from nox_ui.parsing import parse_time
-from nox_ui.ratelimits import Rate, parse_rates
+from nox_ui.rates import Rate, parse_rates
 from nox_ui.runtime_settings import RuntimeSettings
 from nox_ui.services.settings import EXPORT_FORMAT
 from tests.conftest import ADMIN_PASSWORD, bearer

@@ -20,7 +20,7 @@ from nox_ui.db import Database
 from nox_ui.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unauthenticated
 from nox_ui.models import ApiToken, LoginSession, User, utcnow
 from nox_ui.passwords import hash_password, needs_rehash, verify_password
-from nox_ui.ratelimits import Limiter, Rate
+from nox_ui.rates import Limiter, Rate
 from nox_ui.roles import Principal, Role
 from nox_ui.services.audit import AuditService, actor_of
 from nox_ui.services.users import UserService, username_key

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nox_ui.ratelimits import FixedWindows, Limiter, Rate, parse_rates
+from nox_ui.rates import FixedWindows, Limiter, Rate, parse_rates
 
 
 def test_rates_parse_in_the_usual_notations() -> None:

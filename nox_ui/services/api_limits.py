@@ -1,6 +1,6 @@
 """Request throttling for the REST API: `api_rate_limit` (e.g. `600/minute`) per client address.
 
-Counted in fixed windows in this process's memory (`nox_ui/ratelimits.py` `FixedWindows`, about a
+Counted in fixed windows in this process's memory (`nox_ui/rates.py` `FixedWindows`, about a
 microsecond per request: the file says why not the `limits` library here), so a client may see up
 to twice the limit across a window boundary; the limit is a guard against runaway scripts, not a
 billing meter. The client address is the one `nox_ui/http_guard.py` settled (a trusted proxy's
@@ -11,7 +11,7 @@ until the counters move to a shared storage.
 from __future__ import annotations
 
 from nox_ui.errors import RateLimited
-from nox_ui.ratelimits import FixedWindows, Rate, parse_rates
+from nox_ui.rates import FixedWindows, Rate, parse_rates
 
 
 class ApiRateLimiter:

@@ -128,7 +128,14 @@ def machine_router(services: Services) -> Router:
 def _route_machine_requests(machine: Router, services: Services) -> None:
     """Send API, /metrics and health requests straight to their own router, around NiceGUI's page
     middleware (session cookie, gzip, cache headers, prefix redirects), which they need none of;
-    it more than doubles the requests per second the API answers (docs/benchmarks.md)."""
+    it more than doubles the requests per second the API answers (docs/benchmarks.md).
+
+    This replaces `build_middleware_stack` on `nicegui.app` rather than using `ui.run_with` on an app
+    of our own: NiceGUI's testing `User` drives `nicegui.app` itself, so with a parent app every test
+    through the simulated user would skip these layers, and `serve` would take over uvicorn's start from
+    `ui.run`. The NiceGUI version is pinned to the range this was checked against, and
+    tests/test_web_stack.py fails when the assumption (Starlette builds the stack through this method)
+    breaks."""
     build_page_stack = type(app).build_middleware_stack.__get__(app)
 
     def build() -> ASGIApp:

@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 import psutil
 
-from bench import alerts_bench, history_bench, loadgen, report, sampling, soak
+from bench import alerts_bench, history_bench, loadgen, report, sampling, soak, startup
 from bench import glances as glances_mod
 from bench.nox import NoxServer
 from bench.util import MIB, Child, CpuWindow, Processes, log, measure_cpu
@@ -242,6 +242,12 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path, results: dict
     started = time.monotonic()
     signal.alarm(int(args.time_limit))  # everything below is bounded; a hang ends the run
 
+    log("(i) nox-ui users list: the CLI's start")
+    server = NoxServer(procs, workdir, "nox-cli")
+    server.create_user()
+    results["cli"] = startup.cli_seconds(server)
+    log(f"(i) nox-ui users list: median {results['cli']['median_s']:.2f} s")
+
     log("(a) cost of one sample")
     results["sample_cost"] = sampling.run()
     log(
@@ -369,6 +375,8 @@ def run_only(args: argparse.Namespace, procs: Processes, workdir: Path, results:
     signal.alarm(int(args.time_limit))
     if args.only == "soak":
         run_soak(args, procs, workdir, results)
+    elif args.only == "startup":
+        startup.run(procs, workdir, results)
     signal.alarm(0)
     results["measure_seconds"] = time.monotonic() - started
 
@@ -390,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
     parser.add_argument(
         "--only",
-        choices=["soak"],
+        choices=["soak", "startup"],
         help="run this one measurement and print its rows; docs/benchmarks.md is left as it is",
     )
     parser.add_argument("--soak-seconds", type=float, default=180.0, help="(h) how long the load runs")

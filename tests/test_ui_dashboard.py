@@ -11,7 +11,7 @@ from nicegui import ui
 from nicegui.testing import User
 
 from nox_ui.app import Services
-from nox_ui.components.live import DashboardFeed
+from nox_ui.components.live import DashboardFeed, View
 from nox_ui.components.signals import ui_event
 from nox_ui.metrics.collectors import DiskUsageCollector
 from tests.conftest import VIEWER_PASSWORD, sign_in
@@ -21,23 +21,32 @@ def _text(user: User, marker: str) -> str:
     return next(iter(user.find(marker=marker).elements)).text  # type: ignore[attr-defined]
 
 
-async def test_dashboard_values_change_while_the_page_is_open(app_user: User) -> None:
+async def test_dashboard_values_change_while_the_page_is_open(app_user: User, accounts: Services) -> None:
     await sign_in(app_user, "victor", VIEWER_PASSWORD)
     await app_user.should_see(marker="cpu-value", retries=30)
+    # Count the updates this page is sent rather than wait for a value to differ: on a saturated
+    # machine the CPU card may read "100 %" the whole time, and that is a correct value.
+    delivered: list[View] = []
+    _feed(accounts).updated.subscribe(lambda changed, _points: delivered.append(changed))
     burner = subprocess.Popen(
         [sys.executable, "-c", "import time\nend = time.time() + 4\nwhile time.time() < end: pass"]
     )
     try:
-        seen = set()
-        for _ in range(24):
-            await asyncio.sleep(0.25)
-            seen.add((_text(app_user, "cpu-value"), _text(app_user, "mem-detail")))
+        for _ in range(600):  # one update per sample: the sampler keeps running while the page is open
+            if len(delivered) >= 3:
+                break
+            await asyncio.sleep(0.1)
     finally:
         burner.kill()
         burner.wait()
-    assert len(seen) >= 2, seen
-    assert all(cpu.endswith(" %") for cpu, _ in seen)
-    assert any("GiB" in mem or "MiB" in mem for _, mem in seen)
+    assert len(delivered) >= 3
+    cpu, mem = _text(app_user, "cpu-value"), _text(app_user, "mem-detail")
+    assert cpu.endswith(" %")
+    assert "GiB" in mem or "MiB" in mem
+    # What an update changed is what the page shows now.
+    shown = {key: value for changes in delivered for key, value in changes.items()}
+    if "cpu.value" in shown:
+        assert shown["cpu.value"] == cpu
 
 
 async def test_a_failing_collector_degrades_its_card_only(app_user: User, accounts: Services) -> None:

@@ -3,6 +3,8 @@ so each update sends a few numbers instead of the whole series."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from nicegui import ui
 
 PALETTE = ["#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed"]
@@ -74,7 +76,7 @@ BYTES_AXIS = """(v) => { const u = ['B/s','KiB/s','MiB/s','GiB/s']; let i = 0;
 
 def live_chart(names: list[str], *, unit: str) -> ui.echart:
     """An empty chart; the page seeds it with `noxSeed` and feeds it with `noxAppend`."""
-    series = [
+    series: list[dict[str, Any]] = [
         {
             "name": name,
             "type": "line",

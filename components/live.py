@@ -14,8 +14,8 @@ from typing import Any
 
 from nicegui import Event
 
-from nox_ui.components.signals import ui_event
 from nox_ui.components.format import format_bytes, format_duration, format_rate, level
+from nox_ui.components.signals import ui_event
 from nox_ui.metrics.host import host_facts
 from nox_ui.metrics.sampler import Sample
 from nox_ui.metrics.series import parse_series, series_name

@@ -155,7 +155,9 @@ def build_services(config: Settings) -> Services:
         secrets=core.secrets,
         outbound=core.outbound,
     )
-    alerts = wire_alerting(core.db, core.audit, metrics, base_url=config.resolved_base_url, dispatcher=notifiers)
+    alerts = wire_alerting(
+        core.db, core.audit, metrics, base_url=config.resolved_base_url, dispatcher=notifiers
+    )
     api_limits = ApiRateLimiter()
 
     def apply(live: RuntimeSettings, changed: frozenset[str]) -> None:

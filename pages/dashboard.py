@@ -18,7 +18,7 @@ from nox_ui.components.theme import card
 from nox_ui.metrics.host import host_facts
 from nox_ui.roles import Principal
 
-Setter = Callable[[Any], None]
+Setter = Callable[[Any], object]
 
 
 def _set_level(element: ui.element) -> Setter:
@@ -82,7 +82,7 @@ class _Cards:
             if spark:
                 self.spark(spark, both_series=True)
 
-    def metric_card(self, key: str, title: str, icon: str, *, spark: str | None = None) -> ui.column:
+    def metric_card(self, key: str, title: str, icon: str, *, spark: str | None = None) -> ui.card:
         with card().classes("q-pa-md nox-metric-card") as box:
             self.header(title, icon, degraded=(key,))
             with ui.row().classes("items-end w-full no-wrap justify-between"):
@@ -181,10 +181,10 @@ def register(services: Services, guard: SessionGuard) -> None:
                             for sensor in sensors:
                                 with ui.row().classes("items-baseline justify-between no-wrap gap-2"):
                                     ui.label(sensor).classes("text-body2 ellipsis")
-                                    value = cards.text(
+                                    reading = cards.text(
                                         f"sensor.{sensor}.value", "text-body2 nox-mono nox-value"
                                     )
-                                    cards.setters[f"sensor.{sensor}.level"] = _set_level(value)
+                                    cards.setters[f"sensor.{sensor}.level"] = _set_level(reading)
 
             charts: dict[str, ui.echart] = {}
             with ui.element("div").classes("grid grid-cols-1 lg:grid-cols-2 gap-4 w-full"):

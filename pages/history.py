@@ -126,9 +126,12 @@ def register(services: Services, guard: SessionGuard) -> None:
                 return
             since, until = state["until"] - state["span"], state["until"]
             try:
-                results = [await run.io_bound(services.metrics.query, sid, since, until) for sid in chosen]
+                answers = [await run.io_bound(services.metrics.query, sid, since, until) for sid in chosen]
             except NoxError as exc:
                 ui.notify(exc.message, type="negative")
+                return
+            results = [answer for answer in answers if answer is not None]
+            if len(results) < len(answers):  # None: the app is shutting down
                 return
             chart.options.clear()
             chart.options.update(chart_options(results, units, since, until))

@@ -12,7 +12,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # Loaded by the runtime or the web layer only; the core and the CLI's users/audit commands need none.
-RUNTIME_ONLY = ("nicegui", "fastapi", "starlette", "httpx", "apprise", "alembic", "psutil", "prometheus_client")
+RUNTIME_ONLY = (
+    "nicegui",
+    "fastapi",
+    "starlette",
+    "httpx",
+    "apprise",
+    "alembic",
+    "psutil",
+    "prometheus_client",
+)
 
 
 def _loaded_after(code: str, data_dir: Path) -> list[str]:

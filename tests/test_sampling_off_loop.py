@@ -17,7 +17,9 @@ class Stuck(Collector):
     """Blocks in `collect` until released, like `statvfs` on a mount whose server went away."""
 
     name = "stuck"
-    specs: ClassVar[tuple[MetricSpec, ...]] = (MetricSpec("stuck.value", "count", "a test value", (), "stuck"),)
+    specs: ClassVar[tuple[MetricSpec, ...]] = (
+        MetricSpec("stuck.value", "count", "a test value", (), "stuck"),
+    )
 
     def __init__(self) -> None:
         self.entered = threading.Event()

@@ -40,7 +40,9 @@ def test_the_stack_is_built_through_the_method_web_py_replaces() -> None:
     assert "self.middleware_stack = self.build_middleware_stack()" in inspect.getsource(Starlette.__call__)
 
 
-async def test_page_and_machine_requests_both_pass_the_panel_layers(app_user: User, accounts: Services) -> None:
+async def test_page_and_machine_requests_both_pass_the_panel_layers(
+    app_user: User, accounts: Services
+) -> None:
     client = app_user.http_client
     health = await client.get("/healthz")
     assert health.status_code == 200

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from loguru import logger
+
 from nox_ui.errors import NotFound
 from nox_ui.metrics.history import HistoryResult, HistoryStore
 from nox_ui.metrics.sampler import Sample, Sampler

@@ -22,14 +22,20 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed
 	$(BIN)/nox-ui serve
 
+# Lint, format check and types over every package (nox_ui includes pages/ and components/ through its
+# symlinks), then the tests; -rs prints why anything skipped.
+TYPED := nox_ui tests bench scripts
+
 test: $(VENV)/.installed-test
 	@$(BIN)/ruff check --quiet .
-	$(BIN)/pytest -q
+	@$(BIN)/ruff format --check --quiet .
+	$(BIN)/mypy $(TYPED)
+	$(BIN)/pytest -q -rs
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy nox_ui
+	$(BIN)/mypy $(TYPED)
 
 format: $(VENV)/.installed-test
 	$(BIN)/ruff check --fix --quiet .

@@ -233,8 +233,8 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path, results: dict
     wrk = None if args.python_loadgen else loadgen.ensure_wrk()
     if wrk:
         done = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=30)
-        first = (done.stdout + done.stderr).strip().splitlines()[0]
-        results["machine"]["loadgen"] = first.split(" Copyright")[0].strip()
+        banner = (done.stdout + done.stderr).strip().splitlines()[0]
+        results["machine"]["loadgen"] = banner.split(" Copyright")[0].strip()
     else:
         results["machine"]["loadgen"] = "python aiohttp generator (bench/loadgen.py), in its own process"
         bench.notes.append("wrk unavailable: requests/s measured with the Python load generator")
@@ -418,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     console = (out_dir / "output.txt").open("w", encoding="utf-8")
     real_stdout = sys.stdout
-    sys.stdout = Tee(real_stdout, console)  # type: ignore[assignment]
+    sys.stdout = Tee(real_stdout, console)
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGALRM, _on_signal)

@@ -17,7 +17,7 @@ import time
 import traceback
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -245,7 +245,7 @@ def child_io() -> tuple[dict[str, Any], Any]:
     return config, emit
 
 
-def run_child(main_async: Callable[[dict[str, Any], Any], Awaitable[None]]) -> None:
+def run_child(main_async: Callable[[dict[str, Any], Any], Coroutine[Any, Any, None]]) -> None:
     """A helper's entry point: `main_async(config, emit)`, a crash reported as one `error` line."""
     config, emit = child_io()
     try:

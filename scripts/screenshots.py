@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_ARGS = [
@@ -45,8 +45,8 @@ CHROMIUM_ARGS = [
 ]
 USERNAME = "ada"
 PASSWORD = "analytical-engine-1843"
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+DESKTOP = ViewportSize(width=1280, height=800)
+PHONE = ViewportSize(width=390, height=844)
 
 
 def _free_port() -> int:

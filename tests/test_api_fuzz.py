@@ -20,6 +20,7 @@ from nicegui import app
 from nicegui.testing import User
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Err
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -127,6 +128,8 @@ class Fuzz:
         failures: list[str] = []
         labels: list[str] = []
         for result in schema.get_all_operations():
+            if isinstance(result, Err):
+                raise result.err()
             operation = result.ok()
             labels.append(operation.label)
             found = [self.boundaries(schema, operation)]

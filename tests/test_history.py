@@ -50,7 +50,7 @@ def feed(store: HistoryStore, start: int, seconds: int, value: Any = None) -> No
 def rows(services: Services, table: str) -> list[tuple[str, int, float, float, float]]:
     with services.db.engine.connect() as conn:
         return [
-            tuple(row)  # type: ignore[misc]
+            tuple(row)
             for row in conn.execute(
                 text(
                     f"SELECT s.key, t.ts, t.avg, t.min, t.max FROM {table} t "
@@ -285,7 +285,12 @@ async def test_the_running_service_writes_one_batch_per_finished_minute(
     metrics = MetricsService(Sampler([Steady()], clock=clock), store, interval=1.0)
     calls: list[list[int]] = []
     real_write = store.write
-    store.write = lambda minutes: (calls.append([m for m, _ in minutes]), real_write(minutes))  # type: ignore[method-assign]
+
+    def write(minutes: list[tuple[int, dict[str, tuple[float, float, float]]]]) -> None:
+        calls.append([m for m, _ in minutes])
+        real_write(minutes)
+
+    store.write = write  # type: ignore[method-assign]
     try:
         for second in range(3 * MINUTE + 5):
             clock.now = m0 + second

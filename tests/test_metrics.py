@@ -165,7 +165,7 @@ def test_pseudo_file_systems_are_never_reported_as_disks(monkeypatch: pytest.Mon
     asked: list[str] = []
     real_usage = psutil.disk_usage
 
-    def usage(path: str):  # type: ignore[no-untyped-def]
+    def usage(path: str):
         asked.append(path)
         return real_usage(path)
 

@@ -31,7 +31,7 @@ from tests.conftest import ADMIN_PASSWORD, OPERATOR_PASSWORD, VIEWER_PASSWORD, b
 def admin_routes() -> list[tuple[str, str]]:
     """(method, path) of every API route, in every module of nox_ui.api.routes, whose role
     dependency asks for an admin."""
-    found = []
+    found: list[tuple[str, str]] = []
     modules = [
         importlib.import_module(f"{routes.__name__}.{m.name}") for m in pkgutil.iter_modules(routes.__path__)
     ]
@@ -180,7 +180,7 @@ def every_api_route(services: Services) -> list[tuple[str, str, BaseRoute]]:
     try:
         from fastapi.routing import iter_route_contexts  # newer FastAPI keeps included routers nested
     except ImportError:  # older FastAPI copies every route into app.routes
-        flat = [(route.path, route.methods, route) for route in api.routes]
+        flat = [(route.path, route.methods, route) for route in api.routes]  # type: ignore[attr-defined]
     else:
         flat = [(ctx.path, ctx.methods, ctx.original_route) for ctx in iter_route_contexts(api.routes)]
     return [(method, path, route) for path, methods, route in flat for method in sorted(methods or {"*"})]
@@ -219,7 +219,7 @@ def test_every_route_declares_a_role_or_sits_on_an_allowlist(services: Services)
     machine = machine_router(services).routes
     mounts = [route for route in machine if isinstance(route, Mount)]
     assert [mount.path for mount in mounts] == [API_PREFIX]  # the API above, with its own guards
-    assert {route.path for route in machine if not isinstance(route, Mount)} == set(MACHINE_ROUTES)
+    assert {route.path for route in machine if not isinstance(route, Mount)} == set(MACHINE_ROUTES)  # type: ignore[attr-defined]
 
 
 def write_routes(services: Services) -> list[tuple[str, str, Role | None]]:
@@ -232,7 +232,9 @@ def write_routes(services: Services) -> list[tuple[str, str, Role | None]]:
 
 def test_every_write_route_lets_in_only_the_roles_it_declares(api: TestClient, accounts: Services) -> None:
     accounts.settings.update(None, {"api_rate_limit": "100000/second"})
-    headers = {"anonymous": {}} | {name: bearer(api, name, password) for name, password in PASSWORDS.items()}
+    headers: dict[str, dict[str, str]] = {"anonymous": {}} | {
+        name: bearer(api, name, password) for name, password in PASSWORDS.items()
+    }
     routes = write_routes(accounts)
     assert len(routes) >= 23 and ("POST", "/processes/{pid}/signal", Role.OPERATOR) in routes
     users_before = [(u.username, u.role, u.disabled, u.password_hash) for u in accounts.users.list()]

@@ -50,7 +50,7 @@ def stored_rows(services: Services) -> dict[str, str]:
 
 def settings_events(services: Services) -> list[AuditEvent]:
     with services.db.session() as session:
-        query = select(AuditEvent).where(AuditEvent.action.startswith("settings."))  # type: ignore[attr-defined]
+        query = select(AuditEvent).where(AuditEvent.action.startswith("settings."))
         return list(session.exec(query).all())
 
 

@@ -35,6 +35,7 @@ async def test_an_operator_creates_a_rule_and_sees_errors_in_place(
     app_user.find(marker="new-rule").click()
     app_user.find(marker="rule-name").type("Disk nearly full")
     metric = next(iter(app_user.find(marker="rule-metric").elements))
+    assert isinstance(metric, ui.select)
     metric.set_value("disk.used_percent")
     app_user.find(marker="rule-clear").type("95")  # "> 90" cannot clear above 90
     app_user.find(marker="rule-save").click()

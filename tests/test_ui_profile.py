@@ -175,7 +175,7 @@ async def test_guessing_the_current_password_is_throttled_and_audited(
     for tried in range(1, limit + 1):
         app_user.find(marker="current").clear().type("a wrong guess")
         app_user.find(marker="change-password").click()
-        await settle(lambda n=tried: accounts.audit.query(action="auth.reauth.failure").total == n, 200)
+        await settle(lambda n=tried: accounts.audit.query(action="auth.reauth.failure").total == n, 200)  # type: ignore[misc]
     await app_user.should_see("The current password is not right.")
     app_user.find(marker="current").clear()
     app_user.find(marker="current").type(VIEWER_PASSWORD)

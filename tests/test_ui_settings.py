@@ -45,7 +45,8 @@ async def test_admin_sees_errors_in_place_then_a_diff_and_the_change_takes_effec
     await settle(lambda: getattr(schedule, "error", None))
     assert "cron expression" in str(schedule.error)  # type: ignore[attr-defined]
     await app_user.should_see("1 invalid value(s): fix them to save")
-    assert not element(app_user, "review-save").enabled
+    save = element(app_user, "review-save")
+    assert isinstance(save, ui.button) and not save.enabled
 
     app_user.find(marker="setting-backup_schedule").clear().type("30 4 * * *")
     app_user.find(marker="setting-session_idle_minutes").clear().type("45")
@@ -75,7 +76,7 @@ async def test_the_site_name_is_shown_in_the_frame(app_user: User, accounts: Ser
     app_user.find(marker="confirm-save").click()
     await settle(lambda: accounts.settings.current.site_name == "Rack 7")
     await app_user.open("/")
-    await app_user.should_see("Rack 7", marker="site-name")
+    await app_user.should_see(marker="site-name", content="Rack 7")
 
 
 async def test_a_secret_is_never_shown_and_can_be_replaced(app_user: User, accounts: Services) -> None:

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from nicegui import ui
+from nicegui.events import GenericEventArguments
 
 from nox_ui.components.theme import apply_theme, card
 
@@ -21,6 +22,32 @@ def password_input(label: str, *, autocomplete: str = "current-password") -> ui.
 def text_input(label: str, *, autocomplete: str = "off", autofocus: bool = False) -> ui.input:
     props = f"outlined autocomplete={autocomplete}" + (" autofocus" if autofocus else "")
     return ui.input(label).props(props).classes("w-full")
+
+
+def on_submit(
+    trigger: ui.element, event: str, handler: Callable[[list[str]], Awaitable[None]], *fields: ui.input
+) -> None:
+    """Call `handler(values)` on `event` with the fields' values as the browser shows them at that moment.
+
+    NiceGUI holds back a page's events until its websocket handshake is done, each on its own 10 ms
+    retry timer: an Enter pressed just as the page connects reaches the server before the keystrokes
+    typed earlier, whose values the fields' `.value` would still lack (a sign-in typed right after the
+    page loaded was refused). So the values travel in the submit event itself. Without them (NiceGUI's
+    simulated test user runs no JavaScript) the fields' server-side values are used."""
+    ids = ", ".join(str(field.id) for field in fields)
+    js_handler = f"() => emit([{ids}].map((id) => getElement(id)?.inputValue ?? null))"
+
+    async def submit(event: GenericEventArguments) -> None:
+        sent = event.args
+        if isinstance(sent, list) and len(sent) == len(fields) and all(isinstance(v, str) for v in sent):
+            values = [str(value) for value in sent]
+            for field, value in zip(fields, values, strict=True):
+                field.value = value  # the server's copy catches up with what was submitted
+        else:
+            values = [field.value or "" for field in fields]
+        await handler(values)
+
+    trigger.on(event, submit, js_handler=js_handler)
 
 
 def error_banner() -> ui.label:

@@ -7,7 +7,7 @@ from fastapi.responses import RedirectResponse
 from nicegui import run, ui
 
 from nox_ui.app import Services
-from nox_ui.components.forms import auth_card, error_banner, password_input, text_input
+from nox_ui.components.forms import auth_card, error_banner, on_submit, password_input, text_input
 from nox_ui.components.session import SessionGuard
 from nox_ui.errors import NoxError
 from nox_ui.web import browser_id, safe_next
@@ -24,13 +24,12 @@ def register(services: Services, guard: SessionGuard) -> None:
         ip = request.client.host if request.client else ""
         browser = browser_id(request)
 
-        async def submit() -> None:
+        async def submit(values: list[str]) -> None:
+            name, secret = values
             error.text = ""
             button.props("loading")
             try:
-                user = await run.io_bound(
-                    services.auth.check_password, username.value or "", password.value or "", ip
-                )
+                user = await run.io_bound(services.auth.check_password, name, secret, ip)
             except NoxError as exc:
                 error.text = exc.message
                 password.value = ""
@@ -52,8 +51,12 @@ def register(services: Services, guard: SessionGuard) -> None:
             username = text_input("Username", autocomplete="username", autofocus=True).mark("username")
             password = password_input("Password").mark("password")
             error = error_banner()
-            button = ui.button("Sign in", on_click=submit).mark("sign-in").props("unelevated color=primary")
+            button = ui.button("Sign in").mark("sign-in").props("unelevated color=primary")
             button.classes("w-full")
-            username.on("keydown.enter", submit)
-            password.on("keydown.enter", submit)
+            for trigger, event in (
+                (button, "click"),
+                (username, "keydown.enter"),
+                (password, "keydown.enter"),
+            ):
+                on_submit(trigger, event, submit, username, password)
         return None

@@ -4,7 +4,7 @@ from fastapi.responses import PlainTextResponse
 from nicegui import run, ui
 
 from nox_ui.app import Services
-from nox_ui.components.forms import auth_card, error_banner, password_input, text_input
+from nox_ui.components.forms import auth_card, error_banner, on_submit, password_input, text_input
 from nox_ui.errors import Forbidden, NotFound, NoxError
 from nox_ui.passwords import MIN_LENGTH
 
@@ -19,15 +19,14 @@ def register(services: Services) -> None:
         except Forbidden as exc:
             return PlainTextResponse(f"Forbidden: {exc.message}", status_code=403)
 
-        async def create() -> None:
+        async def create(values: list[str]) -> None:
+            name, secret, again = values
             error.text = ""
-            if (password.value or "") != (confirm.value or ""):
+            if secret != again:
                 error.text = "The two passwords differ."
                 return
             try:
-                await run.io_bound(
-                    services.setup.create_admin, token, username.value or "", password.value or ""
-                )
+                await run.io_bound(services.setup.create_admin, token, name, secret)
             except NoxError as exc:
                 error.text = exc.message
                 return
@@ -42,8 +41,8 @@ def register(services: Services) -> None:
             password.props(f"hint='At least {MIN_LENGTH} characters'")
             confirm = password_input("Confirm password", autocomplete="new-password").mark("confirm")
             error = error_banner()
-            ui.button("Create administrator", on_click=create).mark("create").props(
-                "unelevated color=primary"
-            ).classes("w-full")
-            confirm.on("keydown.enter", create)
+            create_button = ui.button("Create administrator").mark("create").props("unelevated color=primary")
+            create_button.classes("w-full")
+            for trigger, event in ((create_button, "click"), (confirm, "keydown.enter")):
+                on_submit(trigger, event, create, username, password, confirm)
         return None

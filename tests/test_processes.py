@@ -22,7 +22,7 @@ from nox_ui.app import Services
 from nox_ui.components.format import format_bytes
 from nox_ui.errors import Forbidden, Invalid, NotFound
 from nox_ui.roles import Principal, Role
-from nox_ui.services.processes import ProcessService
+from nox_ui.services.processes import ProcessInfo, ProcessService
 from tests.conftest import OPERATOR_PASSWORD, VIEWER_PASSWORD, bearer
 
 SLEEPER = "import time; time.sleep(300)"
@@ -101,13 +101,26 @@ def test_a_child_is_found_by_pid_and_by_its_command_line(spawn: Spawn) -> None:
     assert info.cpu_percent == 0.0  # the first listing has nothing to compare with
 
 
+def cpu_seconds(pid: int) -> float:
+    used = psutil.Process(pid).cpu_times()
+    return float(used.user + used.system)
+
+
 def test_cpu_percent_is_measured_between_listings_and_vanished_pids_drop_out(spawn: Spawn) -> None:
     child, marker = spawn(SPINNER)
     service = ProcessService()
+    started = time.monotonic()
     assert service.list(OPERATOR, q=marker).items[0].cpu_percent == 0.0
-    time.sleep(0.6)
+    before = cpu_seconds(child.pid)
+    # However busy the machine, the spinner gets some CPU: wait for 0.3 s of it, not for a wall-clock time.
+    while cpu_seconds(child.pid) - before < 0.3:
+        time.sleep(0.05)
+    used = cpu_seconds(child.pid) - before
     (busy,) = service.list(OPERATOR, q=marker).items
-    assert busy.cpu_percent is not None and busy.cpu_percent > 20
+    elapsed = time.monotonic() - started
+    # The listings bracket these readings: at least `used` CPU seconds over at most `elapsed` wall seconds
+    # (rounded to 0.1 by the service).
+    assert busy.cpu_percent is not None and busy.cpu_percent >= 100 * used / elapsed - 0.05
     # A listing right after the last reuses its readings instead of measuring over milliseconds.
     assert service.list(OPERATOR, q=marker).items[0].cpu_percent == busy.cpu_percent
     child.kill()
@@ -130,8 +143,26 @@ def test_sorting_and_paging_happen_in_the_service(spawn: Spawn) -> None:
     assert len(page.items) == 2
     names = [p.name.casefold() for p in service.list(VIEWER, sort="name", limit=1000, descending=False).items]
     assert names == sorted(names)
-    for key in ("user", "cpu", "memory", "rss", "threads", "start"):
-        assert service.list(VIEWER, sort=key, limit=5).items
+    # Every key orders by what it names (ties by pid), unknown values last when descending.
+    attribute: dict[str, Callable[[ProcessInfo], Any]] = {
+        "user": lambda p: p.username.casefold(),
+        "cpu": lambda p: p.cpu_percent,
+        "memory": lambda p: p.memory_percent,
+        "rss": lambda p: p.rss_bytes,
+        "threads": lambda p: p.num_threads,
+        "start": lambda p: p.create_time,
+    }
+    for key, value_of in attribute.items():
+        for high_first in (True, False):
+            items = service.list(VIEWER, sort=key, limit=1000, descending=high_first).items
+            assert len(items) >= 3, key
+            values = [value_of(p) for p in items]
+            known = [(value_of(p), p.pid) for p in items if value_of(p) is not None]
+            assert known == sorted(known, reverse=high_first), (key, high_first)
+            # A process whose numbers the OS refused: after all known ones descending, before them ascending.
+            unknown = [i for i, value in enumerate(values) if value is None]
+            where = range(len(values) - len(unknown), len(values)) if high_first else range(len(unknown))
+            assert unknown == list(where), (key, high_first)
 
 
 @pytest.mark.parametrize(

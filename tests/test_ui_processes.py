@@ -194,18 +194,27 @@ async def test_the_refresh_timer_stops_with_the_client(
 ) -> None:
     monkeypatch.setattr(nox_ui.pages.processes, "REFRESH_SECONDS", 0.1)
     calls: list[float] = []
+    running: list[int] = []  # listings under way in a worker thread
     listing = accounts.processes.list
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         calls.append(0)
-        return listing(*args, **kwargs)
+        running.append(0)
+        try:
+            return listing(*args, **kwargs)
+        finally:
+            running.pop()
 
     monkeypatch.setattr(accounts.processes, "list", counted)
     await sign_in(app_user, "victor", VIEWER_PASSWORD, next_path="/processes")
     await until(lambda: len(calls) >= 3)  # the page listed once, then the timer ticked
     assert app_user.client is not None
+    timers = [e for e in app_user.client.elements.values() if isinstance(e, ui.timer)]
+    assert timers
     app_user.client.delete()  # what NiceGUI does once a closed tab's reconnect window passed
-    await asyncio.sleep(0.15)  # a tick that was already running may finish
+    # No sleeping and hoping: every timer's loop has ended (NiceGUI drops its callback on the way out)
+    # and no listing is still running, so nothing can list again.
+    await until(lambda: all(timer.callback is None for timer in timers) and not running)
     settled = len(calls)
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0)
     assert len(calls) == settled

@@ -33,11 +33,6 @@ def value_of(text: str, line_start: str) -> float:
     raise AssertionError(f"{line_start} not in the output")
 
 
-def root_is_a_real_disk() -> bool:
-    root = [p.fstype for p in psutil.disk_partitions(all=True) if p.mountpoint == "/"]
-    return bool(root) and root[-1] not in {"overlay", "tmpfs", "squashfs", "aufs", "rootfs"}
-
-
 class Broken(Collector):
     name = "broken"
 
@@ -74,10 +69,6 @@ def test_the_exposition_carries_host_and_panel_metrics(services: Services) -> No
     assert 0 <= value_of(text, "nox_cpu_percent") <= 100
     assert value_of(text, "nox_mem_used_percent") == pytest.approx(psutil.virtual_memory().percent, abs=5)
     assert "# HELP nox_mem_used_percent memory in use (percent)" in text
-    if root_is_a_real_disk():
-        assert value_of(text, 'nox_disk_used_percent{mount="/"}') == pytest.approx(
-            psutil.disk_usage("/").percent, abs=1
-        )
     assert 'nox_cpu_core_percent{core="0"}' in text
     assert 'nox_net_rx_bytes_per_second{iface="lo"}' in text  # _per_s spelled out for Prometheus
     assert 'nox_ui_collector_up{collector="cpu"} 1.0' in text
@@ -85,6 +76,19 @@ def test_the_exposition_carries_host_and_panel_metrics(services: Services) -> No
     assert value_of(text, "nox_ui_connected_clients") == 0
     assert 'nox_ui_collector_errors_total{collector="cpu"} 0.0' in text
     assert "nan" not in text.lower()
+
+
+def test_disk_usage_matches_each_reported_filesystem(services: Services) -> None:
+    """Every mount the exposition reports, "/" where it is a real disk; under an overlay root (a
+    container) the others, and where there is none the test says so instead of passing quietly."""
+    services.metrics.sampler.sample()
+    text = exposition(services)
+    mounts = re.findall(r'^nox_disk_used_percent\{mount="([^"\\]*)"\} ', text, re.MULTILINE)
+    if not mounts:
+        pytest.skip("no real disk mount is reported on this machine: disk usage accuracy NOT checked")
+    for mount in mounts:
+        expected = psutil.disk_usage(mount).percent
+        assert value_of(text, f'nox_disk_used_percent{{mount="{mount}"}}') == pytest.approx(expected, abs=1)
 
 
 def test_a_broken_collector_shows_as_down_with_its_error_count(services: Services) -> None:
@@ -156,9 +160,9 @@ def test_promtool_accepts_the_exposition(services: Services) -> None:
 
 
 async def wait_for_sample(services: Services) -> None:
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 60  # a bound on a hang: the first tick comes within a second when idle
     while services.metrics.last is None:
-        assert time.monotonic() < deadline, "the sampler took no sample in 3 s"
+        assert time.monotonic() < deadline, "the sampler took no sample in 60 s"
         await asyncio.sleep(0.05)
 
 

@@ -84,7 +84,9 @@ async def test_viewer_sees_the_executable_not_the_arguments_and_no_terminate_but
 ) -> None:
     process, marker = child
     await sign_in(app_user, "victor", VIEWER_PASSWORD, next_path="/processes")
-    await app_user.should_see("Processes")
+    # The page's own heading, not the nav drawer's or the header's "Processes"
+    headings = [e.text for e in app_user.find(kind=ui.label).elements if "text-h5" in e.classes]
+    assert headings == ["Processes"], headings
     await app_user.should_see("operators and admins also see command lines")
     table = await find_child(app_user, process.pid, str(process.pid))
     (row,) = table.rows

@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from loguru import logger
 from sqlmodel import select
 
-from nox_ui.alerts import channels
+from nox_ui.alerts import kinds
 from nox_ui.alerts.channels import signature
 from nox_ui.alerts.messages import AlertMessage
 from nox_ui.alerts.notify import DeliveryQueue, DeliveryView, NotifierView
@@ -812,18 +812,16 @@ def test_reencrypt_secrets_moves_every_notifier_to_the_new_key(
     only_new = SecretBox("the-next-secret-key")
     with services.db.session() as session:
         rows = {row.name: row for row in session.exec(select(Notifier)).all()}
-    assert (
-        channels.unseal("webhook", json.loads(rows["hook"].config), only_new)["secret"] == "rotate-me-secret"
-    )
-    assert channels.unseal("apprise", json.loads(rows["bell"].config), only_new)["urls"] == [
+    assert kinds.unseal("webhook", json.loads(rows["hook"].config), only_new)["secret"] == "rotate-me-secret"
+    assert kinds.unseal("apprise", json.loads(rows["bell"].config), only_new)["urls"] == [
         f"ntfys://ntfy.sh/{APPRISE_TOKEN}"
     ]
-    assert channels.unseal("webhook", json.loads(rows["legacy"].config), only_new) == {
+    assert kinds.unseal("webhook", json.loads(rows["legacy"].config), only_new) == {
         "url": "https://x.example.org/"
     }
     assert json.loads(rows["legacy"].config)["url"].startswith("enc:v1:")
     with pytest.raises(SecretUnreadable):
-        channels.unseal("webhook", json.loads(rows["hook"].config), SecretBox("test-secret-key"))
+        kinds.unseal("webhook", json.loads(rows["hook"].config), SecretBox("test-secret-key"))
     assert [v.config for v in (services.notifiers.get(hook.id), services.notifiers.get(mail.id))] == [
         {"url": "https://hooks.example.org/in", "secret_set": True},
         {"to": ["ops@example.org"]},
@@ -851,7 +849,7 @@ def test_a_secret_that_cannot_be_decrypted_fails_the_send_and_says_why(
     with services.db.session() as session:
         stored = session.get(Notifier, hook.id)
     assert stored is not None
-    assert channels.unseal("webhook", json.loads(stored.config), right_key)["secret"] == SECRET
+    assert kinds.unseal("webhook", json.loads(stored.config), right_key)["secret"] == SECRET
     with pytest.raises(Invalid, match=r"config\.url: required"):
         services.notifiers.update(OPERATOR, hook.id, config={"secret": "new"})
     services.notifiers.update(OPERATOR, hook.id, config={"url": "https://hooks.example.org/new"})
@@ -944,11 +942,11 @@ def test_secrets_are_write_only_and_an_update_without_them_keeps_them(
         stored_bell = session.get(Notifier, bell.id)
     assert stored_hook is not None and stored_bell is not None
     assert SECRET not in stored_hook.config and SLACK_TOKEN not in stored_bell.config  # encrypted
-    assert channels.unseal("webhook", json.loads(stored_hook.config), services.secrets) == {
+    assert kinds.unseal("webhook", json.loads(stored_hook.config), services.secrets) == {
         "url": "https://user:pw-in-url@hooks.example.org/in?key=qs-secret",
         "secret": SECRET,
     }
-    assert channels.unseal("apprise", json.loads(stored_bell.config), services.secrets)["urls"] == [
+    assert kinds.unseal("apprise", json.loads(stored_bell.config), services.secrets)["urls"] == [
         slack,
         ntfy,
         "json://127.0.0.1:9/x",

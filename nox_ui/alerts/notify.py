@@ -1,6 +1,6 @@
 """Notifiers and the delivery queue. UI-free.
 
-`NotifierService` manages notifiers (webhook, email, apprise; see `channels.py` for their configs) with
+`NotifierService` manages notifiers (one kind each; see `kinds/` for the kinds and their configs) with
 role checks and audit events, and is the `Dispatcher` the alert engine hands its messages to.
 
 `DeliveryQueue` runs in its own thread with its own asyncio loop, so nothing it does (a slow SMTP
@@ -24,7 +24,7 @@ message is then rebuilt from the alert and its rule. A test message (event `test
 the person testing sees the real outcome at once. A target the outbound guard refuses, or a secret
 that cannot be decrypted, fails at once: retrying cannot help.
 
-Notifier secrets are stored encrypted (`channels.seal`); the queue decrypts them only to send.
+Notifier secrets are stored encrypted (`kinds.seal`); the queue decrypts them only to send.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from sqlmodel import Session, col, select
 if TYPE_CHECKING:
     import httpx
 
-from nox_ui.alerts import channels
+from nox_ui.alerts import channels, kinds
 from nox_ui.alerts.messages import AlertMessage
 from nox_ui.crypto import SecretBox, SecretUnreadable
 from nox_ui.db import Database
@@ -99,7 +99,7 @@ def make_test_message(notifier_name: str, requested_by: str, url: str) -> AlertM
 
 @dataclass(frozen=True)
 class NotifierView:
-    """A notifier as the API and the UI show it: `config` carries no secret (see `channels.public_config`)."""
+    """A notifier as the API and the UI show it: `config` carries no secret (see `kinds.public_config`)."""
 
     id: int
     name: str
@@ -579,24 +579,25 @@ class DeliveryQueue:
         if message is None:
             return "the alert of this notification no longer exists", True
         try:
-            config = channels.unseal(job.kind, job.config, self.secrets)
+            config = kinds.unseal(job.kind, job.config, self.secrets)
         except SecretUnreadable as exc:
             return str(exc), True
-        secrets = channels.secrets_of(job.kind, config)
+        kind = kinds.find(job.kind)
+        if kind is None:
+            return f"unknown notifier kind {job.kind!r}", True
+        settings = self.smtp()
+        secrets = kind.secrets(config) + kind.send_secrets(settings)
         channels.remember_secrets(f"notifier {job.notifier_name}", secrets)
+        context = kinds.SendContext(
+            http=self._http,
+            settings=settings,
+            outbound=self.outbound,
+            timeout=self.timeout,
+            event=job.event,
+            delivery_id=job.delivery_id,
+        )
         try:
-            if job.kind == "webhook":
-                await channels.send_webhook(
-                    self._http(), config, message, event=job.event, delivery_id=job.delivery_id
-                )
-            elif job.kind == "email":
-                settings = self.smtp()
-                secrets.append(settings.smtp_password)
-                await asyncio.to_thread(channels.send_email, settings, config, message, timeout=self.timeout)
-            elif job.kind == "apprise":
-                await asyncio.to_thread(channels.send_apprise, config, message, self.outbound)
-            else:
-                return f"unknown notifier kind {job.kind!r}", True
+            await kind.send(config, message, context)
         except channels.DeliveryError as exc:
             return channels.scrub(str(exc), secrets) or "failed", exc.permanent
         except Exception as exc:  # a bug or an unexpected library error: its class here, the rest logged
@@ -763,7 +764,7 @@ class NotifierService:
             id=row.id,
             name=row.name,
             kind=row.kind,
-            config=channels.shown_config(row.kind, _stored_config(row)),
+            config=kinds.shown_config(row.kind, _stored_config(row)),
             created_at=row.created_at,
             updated_at=row.updated_at,
         )
@@ -789,10 +790,10 @@ class NotifierService:
         """Invalid name, kind or config: `Invalid` (422); a name in use: `Conflict` (409)."""
         self._authorize(actor, "notifier.create", str(name), ip)
         name = clean_name(name)
-        kind = channels.check_kind(kind)
-        stored = channels.parse_config(kind, config)
-        channels.check_targets(kind, stored, self.outbound)
-        sealed = channels.seal(kind, stored, self.secrets)
+        kind = kinds.check_kind(kind)
+        stored = kinds.parse_config(kind, config)
+        kinds.check_targets(kind, stored, self.outbound)
+        sealed = kinds.seal(kind, stored, self.secrets)
         row = Notifier(name=name, kind=kind, config=json.dumps(sealed, sort_keys=True))
         with self.db.session() as session:
             if self._name_taken(session, name):
@@ -808,7 +809,7 @@ class NotifierService:
                     target_type="notifier",
                     target_id=row.id or "",
                     target_label=name,
-                    details={"kind": kind, "config": channels.public_config(kind, stored)},
+                    details={"kind": kind, "config": kinds.public_config(kind, stored)},
                     ip=ip,
                 )
                 session.commit()
@@ -833,11 +834,11 @@ class NotifierService:
         current = self._row(notifier_id)
         self._authorize(actor, "notifier.update", current.name, ip)
         new_name = clean_name(name) if name is not None else current.name
-        new_kind = channels.check_kind(kind) if kind is not None else current.kind
+        new_kind = kinds.check_kind(kind) if kind is not None else current.kind
         raw = _stored_config(current)
         unreadable = False
         try:
-            stored = channels.unseal(current.kind, raw, self.secrets)
+            stored = kinds.unseal(current.kind, raw, self.secrets)
         except SecretUnreadable:
             # a config given must then be whole; none given leaves the stored one as it is
             stored, unreadable = {}, True
@@ -845,9 +846,9 @@ class NotifierService:
         if new_kind != current.kind:
             if config is None:
                 raise Invalid(f"changing the kind to {new_kind} needs a config for it")
-            new_config = channels.parse_config(new_kind, config)
+            new_config = kinds.parse_config(new_kind, config)
         elif config is not None:
-            new_config = channels.merge_config(new_kind, stored, config)
+            new_config = kinds.merge_config(new_kind, stored, config)
         else:
             new_config = stored
         changed = [
@@ -863,7 +864,7 @@ class NotifierService:
         if not changed:
             return self._view(current)
         if new_config != stored or new_kind != current.kind:
-            channels.check_targets(new_kind, new_config, self.outbound)
+            kinds.check_targets(new_kind, new_config, self.outbound)
         with self.db.session() as session:
             row = session.get(Notifier, notifier_id)
             if row is None:
@@ -872,7 +873,7 @@ class NotifierService:
                 raise Conflict(f"a notifier named {new_name!r} already exists")
             row.name, row.kind = new_name, new_kind
             if not keep_raw:
-                row.config = json.dumps(channels.seal(new_kind, new_config, self.secrets), sort_keys=True)
+                row.config = json.dumps(kinds.seal(new_kind, new_config, self.secrets), sort_keys=True)
             row.updated_at = utcnow()
             session.add(row)
             try:
@@ -888,9 +889,9 @@ class NotifierService:
                     details={
                         "changed": changed,
                         "kind": new_kind,
-                        "config": channels.shown_config(current.kind, raw)
+                        "config": kinds.shown_config(current.kind, raw)
                         if keep_raw
-                        else channels.public_config(new_kind, new_config),
+                        else kinds.public_config(new_kind, new_config),
                         **({"renamed_from": current.name} if new_name != current.name else {}),
                     },
                     ip=ip,
@@ -907,10 +908,10 @@ class NotifierService:
         keys too; plain text from before encryption is encrypted), in the caller's transaction (key
         rotation); returns how many notifiers with secrets were rewritten. Raises `SecretUnreadable`
         when a stored value opens with none of `box`'s keys."""
-        rows = session.exec(select(Notifier).where(col(Notifier.kind).in_(channels.SEALED_KINDS))).all()
+        rows = session.exec(select(Notifier).where(col(Notifier.kind).in_(kinds.sealed_kinds()))).all()
         for row in rows:
-            plain = channels.unseal(row.kind, _stored_config(row), box)
-            row.config = json.dumps(channels.seal(row.kind, plain, box), sort_keys=True)
+            plain = kinds.unseal(row.kind, _stored_config(row), box)
+            row.config = json.dumps(kinds.seal(row.kind, plain, box), sort_keys=True)
             session.add(row)
         return len(rows)
 

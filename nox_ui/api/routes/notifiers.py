@@ -1,4 +1,4 @@
-"""Notifiers (webhook, email, apprise), their test message and the delivery log.
+"""Notifiers (one of the registered kinds: nox_ui/alerts/kinds/), their test message and the delivery log.
 
 Operators and admins read, change and test them; viewers get 403 (a notifier's target and the
 delivery log describe internal services). Secrets are write-only: a webhook's `secret` shows as
@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from nox_ui.alerts import kinds
 from nox_ui.alerts.notify import PENDING, DeliveryView, NotifierView
 from nox_ui.api.deps import client_ip, get_services, require_role
 from nox_ui.app import Services
@@ -23,10 +24,9 @@ from nox_ui.roles import Principal, Role
 router = APIRouter(tags=["notifiers"])
 
 NotifierId = Path(ge=1, le=2**63 - 1, description="the notifier's id")
-CONFIG_DOC = (
-    'webhook: {"url": "https://...", "secret": "..."?}; email: {"to": ["ops@example.org"]}; '
-    'apprise: {"urls": ["ntfys://ntfy.sh/topic", ...]}'
-)
+# From the registry as it is when the API is built (a plugin registers its kind before that).
+CONFIG_DOC = "; ".join(f"{kind.name}: {kind.config_doc}" for kind in kinds.all_kinds())
+KIND_DOC = ", ".join(kinds.names())
 
 
 class NotifierOut(BaseModel):
@@ -53,7 +53,7 @@ class NotifierIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=256, examples=["ops pager"])
-    kind: str = Field(min_length=1, max_length=16, description="webhook, email or apprise")
+    kind: str = Field(min_length=1, max_length=16, description=KIND_DOC)
     config: dict[str, Any] = Field(description=CONFIG_DOC)
 
 

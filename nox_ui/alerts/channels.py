@@ -24,6 +24,7 @@ import ipaddress
 import json
 import logging
 import re
+import ssl
 import warnings
 from collections.abc import Iterable
 from types import ModuleType
@@ -43,6 +44,8 @@ USER_AGENT = f"nox-ui/{__version__}"
 SIGNATURE_HEADER = "X-Nox-Signature"
 EVENT_HEADER = "X-Nox-Event"
 DELIVERY_HEADER = "X-Nox-Delivery"
+
+TRUST_HINT = "a private CA is trusted through SSL_CERT_FILE or SSL_CERT_DIR in the panel's environment"
 
 _HOSTNAME_RE = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)+$|^localhost$")
 
@@ -70,6 +73,21 @@ def error_class(exc: BaseException) -> str:
     if root is not exc and type(root).__name__ != name and not type(root).__module__.startswith("httpcore"):
         name += f" ({type(root).__name__})"
     return name
+
+
+def certificate_refusal(exc: BaseException) -> str | None:
+    """`TLS certificate not accepted: <why> (SSLCertVerificationError)` when `exc` comes from a server
+    certificate this machine does not trust (or that names another host); None otherwise. The reason is
+    the local verifier's, never text the target sent."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            why = cause.verify_message or "certificate verify failed"
+            return f"TLS certificate not accepted: {why} ({type(cause).__name__}); {TRUST_HINT}"
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 # -- checks and masks ------------------------------------------------------------------------------

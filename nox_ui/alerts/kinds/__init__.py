@@ -47,6 +47,7 @@ __all__ = [
     "secrets_of",
     "shown_config",
     "summary",
+    "unregister",
     "unseal",
 ]
 
@@ -76,6 +77,11 @@ def register(kind: NotifierKind) -> NotifierKind:
         raise ValueError(f"invalid notifier kind name {name!r}")
     _REGISTRY[name] = kind
     return kind
+
+
+def unregister(name: str) -> None:
+    """Remove a kind (a plugin unloaded); its stored notifiers stay, listed, and fail to send."""
+    _REGISTRY.pop(name, None)
 
 
 def all_kinds() -> tuple[NotifierKind, ...]:

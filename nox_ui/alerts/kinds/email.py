@@ -2,7 +2,8 @@
 
 Port 465 means TLS from the start (SMTPS); otherwise STARTTLS when `smtp_starttls` is on (the default);
 a login when `smtp_username` is set. The server's certificate is verified against the system's trusted
-CAs (`SSL_CERT_FILE` / `SSL_CERT_DIR` name others, as for every TLS connection the panel makes)."""
+CAs (`SSL_CERT_FILE` / `SSL_CERT_DIR` in the environment name others, as for the webhooks' HTTPS); one
+that is not trusted fails the delivery with the verifier's reason."""
 
 from __future__ import annotations
 
@@ -94,6 +95,7 @@ def send_email(
                 client.login(smtp.smtp_username, smtp.smtp_password)
             refused = client.send_message(mail, from_addr=smtp.smtp_from, to_addrs=recipients)
     except (smtplib.SMTPException, OSError) as exc:
-        raise channels.DeliveryError(f"{type(exc).__name__}: {exc}") from None
+        said = channels.certificate_refusal(exc) or f"{type(exc).__name__}: {exc}"
+        raise channels.DeliveryError(said) from None
     if refused:
         raise channels.DeliveryError("recipients refused: " + ", ".join(sorted(refused)))

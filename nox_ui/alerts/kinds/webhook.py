@@ -109,7 +109,9 @@ class Webhook(NotifierKind):
         except httpx.TimeoutException as exc:
             raise channels.DeliveryError(f"timed out ({channels.error_class(exc)})") from None
         except httpx.HTTPError as exc:
-            raise channels.DeliveryError(channels.error_class(exc)) from None
+            raise channels.DeliveryError(
+                channels.certificate_refusal(exc) or channels.error_class(exc)
+            ) from None
         if not 200 <= status < 300:
             # the standard phrase: the one on the receiver's status line is its own text
             note = " (redirects are not followed)" if 300 <= status < 400 else ""

@@ -15,11 +15,10 @@ longer registered (a plugin removed) is still listed, shown as stored, and fails
 from __future__ import annotations
 
 from collections.abc import Mapping
-from enum import StrEnum
 from typing import Any
 
 from nox_ui.alerts.kinds.apprise import Apprise
-from nox_ui.alerts.kinds.base import FormField, NotifierKind, SendContext
+from nox_ui.alerts.kinds.base import FormField, KindName, NotifierKind, SendContext
 from nox_ui.alerts.kinds.email import Email
 from nox_ui.alerts.kinds.webhook import Webhook
 from nox_ui.crypto import SecretBox, SecretUnreadable
@@ -52,14 +51,6 @@ __all__ = [
 ]
 
 
-class KindName(StrEnum):
-    """The built-in kinds (a plugin's kind is registered under a name of its own)."""
-
-    WEBHOOK = "webhook"
-    EMAIL = "email"
-    APPRISE = "apprise"
-
-
 PUBLIC_KEY = "public"
 _REGISTRY: dict[str, NotifierKind] = {}
 
@@ -75,7 +66,7 @@ def register(kind: NotifierKind) -> NotifierKind:
         or not name.replace("-", "").replace("_", "").isalnum()
     ):
         raise ValueError(f"invalid notifier kind name {name!r}")
-    _REGISTRY[name] = kind
+    _REGISTRY[str(name)] = kind
     return kind
 
 

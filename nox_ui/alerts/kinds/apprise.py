@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nox_ui.alerts import channels
-from nox_ui.alerts.kinds.base import FormField, NotifierKind, SendContext, unique
+from nox_ui.alerts.kinds.base import FormField, KindName, NotifierKind, SendContext, unique
 from nox_ui.errors import Invalid
 from nox_ui.outbound import OutboundGuard, OutboundRefused
 
@@ -37,7 +37,7 @@ class AppriseConfig(BaseModel):
 
 
 class Apprise(NotifierKind):
-    name = "apprise"
+    name = KindName.APPRISE
     label = "Apprise (ntfy, Slack, ...)"
     config_model = AppriseConfig
     config_doc = '{"urls": ["ntfys://ntfy.sh/topic", ...]}'

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ValidationError
@@ -26,6 +27,15 @@ if TYPE_CHECKING:
 
     from nox_ui.alerts.messages import AlertMessage
     from nox_ui.runtime_settings import RuntimeSettings
+
+
+class KindName(StrEnum):
+    """The built-in kinds (a plugin's kind is registered under a name of its own)."""
+
+    WEBHOOK = "webhook"
+    EMAIL = "email"
+    APPRISE = "apprise"
+
 
 InputKind = Literal["text", "password", "lines", "list", "number", "switch"]
 

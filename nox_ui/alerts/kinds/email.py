@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nox_ui.alerts import channels
-from nox_ui.alerts.kinds.base import FormField, NotifierKind, SendContext, unique
+from nox_ui.alerts.kinds.base import FormField, KindName, NotifierKind, SendContext, unique
 
 if TYPE_CHECKING:
     from nox_ui.alerts.messages import AlertMessage
@@ -34,7 +34,7 @@ class EmailConfig(BaseModel):
 
 
 class Email(NotifierKind):
-    name = "email"
+    name = KindName.EMAIL
     label = "Email"
     config_model = EmailConfig
     config_doc = '{"to": ["ops@example.org"]}'

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from nox_ui.alerts import channels
-from nox_ui.alerts.kinds.base import FormField, NotifierKind, SendContext
+from nox_ui.alerts.kinds.base import FormField, KindName, NotifierKind, SendContext
 from nox_ui.errors import Invalid
 from nox_ui.outbound import OutboundGuard, OutboundRefused
 
@@ -39,7 +39,7 @@ class WebhookConfig(BaseModel):
 
 
 class Webhook(NotifierKind):
-    name = "webhook"
+    name = KindName.WEBHOOK
     label = "Webhook"
     config_model = WebhookConfig
     config_doc = '{"url": "https://...", "secret": "..."?}'

@@ -46,7 +46,7 @@ SCREENS = [
     ("/admin/settings", "Settings"),
     ("/admin/audit", "Audit log"),
 ]
-LIVE_DEADLINE_S = 15.0
+LIVE_DEADLINE_S = 60.0  # a bound on a hang: a busy machine samples late
 
 
 def test_every_screen_works_under_the_policy_without_a_violation(

@@ -131,10 +131,15 @@ def test_values_move_between_samples_and_series_are_named_and_described() -> Non
     assert third.values[lo_rx] >= 2_000_000 / (third.ts - second.ts) * 0.9
 
     assert 'cpu.core.percent{core="0"}' in third.values
-    if root_fstype() not in PSEUDO:
-        assert third.values['disk.used_percent{mount="/"}'] == pytest.approx(
-            psutil.disk_usage("/").percent, abs=1
-        )
+    # Every reported disk matches its filesystem ("/" among them unless the root is an overlay or the like).
+    disks = {
+        parse_series(sid)[1]["mount"]: v
+        for sid, v in third.values.items()
+        if series_name(sid) == "disk.used_percent"
+    }
+    assert root_fstype() in PSEUDO or "/" in disks, disks
+    for mount, used in disks.items():
+        assert used == pytest.approx(psutil.disk_usage(mount).percent, abs=1), mount
     assert 0 < third.values["mem.used_percent"] <= 100
     assert third.values["mem.total_bytes"] == psutil.virtual_memory().total
     assert third.values["system.processes"] > 1
@@ -148,6 +153,8 @@ def test_values_move_between_samples_and_series_are_named_and_described() -> Non
         assert spec.description, sid
         assert set(labels) == set(spec.labels), sid
         assert series_id(name, labels) == sid  # emitted ids are already canonical
+    if not disks:  # said, not passed quietly: everything above held
+        pytest.skip("no real disk mount is reported on this machine: disk usage accuracy NOT checked")
 
 
 def test_pseudo_file_systems_are_never_reported_as_disks(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,19 +9,46 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlmodel import func, select
 
-from nox_ui.alerts.notify import DeliveryQueue
+from nox_ui.alerts.notify import PENDING, AlertMessage, DeliveryQueue
 from nox_ui.app import Services, build_services
 from nox_ui.config import Settings
 from nox_ui.metrics.sampler import Sample
+from nox_ui.models import Delivery
 from tests.receivers import HttpReceiver, SmtpReceiver, wait_until
 
 RULE = "CPU hot"
-QUIET = 0.5  # how long "nothing more arrives" is watched for
 
 
-def fast_queue(services: Services) -> DeliveryQueue:
-    queue = DeliveryQueue(
+class WatchedQueue(DeliveryQueue):
+    """The real queue, counting the deliveries the engine hands it. Without a running loop `evaluate`
+    dispatches before it returns, so after a feed the count is final: once that many rows are written
+    and none is pending, nothing more can arrive (no watching a quiet receiver for a while)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.handed = self._rows()[0]  # a restart finds the earlier process's rows
+
+    def dispatch(self, message: AlertMessage, notifier_ids: list[int]) -> None:
+        self.handed += len(set(notifier_ids))
+        super().dispatch(message, notifier_ids)
+
+    def _rows(self) -> tuple[int, int]:
+        """(delivery rows, of them pending)."""
+        with self.db.session() as session:
+            total = session.exec(select(func.count()).select_from(Delivery)).one()
+            pending = session.exec(
+                select(func.count()).select_from(Delivery).where(Delivery.status == PENDING)
+            ).one()
+        return total, pending
+
+    def done(self) -> bool:
+        return self._rows() == (self.handed, 0)
+
+
+def fast_queue(services: Services) -> WatchedQueue:
+    queue = WatchedQueue(
         services.db,
         lambda: services.settings.current,
         link=services.notifiers.alert_link,
@@ -84,9 +111,11 @@ def received(smtp: SmtpReceiver, http: HttpReceiver) -> tuple[list[str], list[st
     return [m.subject for m in smtp.messages], [r.json()["state"] for r in http.accepted]
 
 
-def settle(smtp: SmtpReceiver, http: HttpReceiver, mails: int, hooks: int) -> tuple[list[str], list[str]]:
+def settle(
+    queue: WatchedQueue, smtp: SmtpReceiver, http: HttpReceiver, mails: int, hooks: int
+) -> tuple[list[str], list[str]]:
     wait_until(lambda: len(smtp.messages) >= mails and len(http.accepted) >= hooks, timeout=10)
-    time.sleep(QUIET)  # and nothing more arrives
+    wait_until(queue.done, timeout=10)  # and nothing more can arrive
     return received(smtp, http)
 
 
@@ -96,12 +125,12 @@ def test_fires_after_for_seconds_once_holds_through_hysteresis_and_resolves_once
     smtp, http = wired["smtp"], wired["http"]
     now = time.time()
     now = feed(services, now, [95.0] * 10)  # held 9 s: still pending
-    time.sleep(QUIET)
+    wait_until(wired["queue"].done, timeout=10)
     assert received(smtp, http) == ([], [])
     assert services.alerts.engine.counts().pending == 1
 
     now = feed(services, now, [96.0])  # held 10 s: fires
-    subjects, states = settle(smtp, http, 1, 1)
+    subjects, states = settle(wired["queue"], smtp, http, 1, 1)
     assert subjects == [f"[CRITICAL] {RULE} on cpu.percent"]
     assert states == ["firing"]
     body = http.accepted[0].json()
@@ -118,7 +147,7 @@ def test_fires_after_for_seconds_once_holds_through_hysteresis_and_resolves_once
     assert services.alerts.engine.counts().firing == 1
 
     feed(services, now, [70.0, 60.0])  # below 80: resolves, once
-    subjects, states = settle(smtp, http, 2, 2)
+    subjects, states = settle(wired["queue"], smtp, http, 2, 2)
     assert subjects == [f"[CRITICAL] {RULE} on cpu.percent", f"[RESOLVED] {RULE} on cpu.percent"]
     assert states == ["firing", "resolved"]
     resolved = services.alerts.queries.alerts("resolved")
@@ -139,7 +168,7 @@ def test_a_value_flapping_faster_than_for_seconds_sends_nothing(
     now = time.time()
     for _ in range(6):
         now = feed(services, now, [97.0] * 6 + [40.0] * 2)  # 6 s above, 2 s below, again and again
-    time.sleep(QUIET)
+    wait_until(wired["queue"].done, timeout=10)
     assert received(smtp, http) == ([], [])
     assert services.alerts.queries.alerts("firing") == []
     assert services.alerts.queries.alerts("resolved") == []
@@ -152,7 +181,7 @@ def test_a_silenced_alert_fires_but_notifies_nobody(services: Services, wired: d
     firing = services.alerts.queries.alerts("firing")
     assert len(firing) == 1 and firing[0].silenced
     feed(services, now, [10.0])
-    time.sleep(QUIET * 2)
+    wait_until(wired["queue"].done, timeout=10)
     assert received(smtp, http) == ([], [])
     assert len(services.alerts.queries.alerts("resolved")) == 1
 
@@ -162,7 +191,7 @@ def test_a_restart_with_a_firing_alert_does_not_notify_again_and_still_resolves_
 ) -> None:
     smtp, http = wired["smtp"], wired["http"]
     now = feed(services, time.time(), [95.0] * 11)
-    settle(smtp, http, 1, 1)
+    settle(wired["queue"], smtp, http, 1, 1)
     wired["queue"].stop()
     services.alerts.close()
 
@@ -171,10 +200,10 @@ def test_a_restart_with_a_firing_alert_does_not_notify_again_and_still_resolves_
     try:
         assert again.alerts.engine.counts().firing == 1  # restored, not lost
         now = feed(again, now, [96.0] * 5)  # still above: no second firing message
-        time.sleep(QUIET)
+        wait_until(queue.done, timeout=10)
         assert received(smtp, http) == ([f"[CRITICAL] {RULE} on cpu.percent"], ["firing"])
         feed(again, now, [50.0])
-        subjects, states = settle(smtp, http, 2, 2)
+        subjects, states = settle(queue, smtp, http, 2, 2)
         assert states == ["firing", "resolved"]
         assert subjects[1] == f"[RESOLVED] {RULE} on cpu.percent"
     finally:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from nicegui import ui
 from nicegui.testing import User
 
 from nox_ui.api import API_PREFIX, create_api
@@ -73,6 +74,12 @@ async def sign_in(user: User, username: str, password: str, next_path: str = "/"
     user.find(marker="username").type(username)
     user.find(marker="password").type(password).trigger("keydown.enter")
     await user.should_see(marker="user-menu", retries=50)
+
+
+def nav_labels(user: User) -> list[str]:
+    """The entries of the nav drawer, in order (the header and a page's own texts may use the same words)."""
+    (drawer,) = user.find(kind=ui.left_drawer).elements
+    return [e.text for e in drawer.descendants() if isinstance(e, ui.item_section) and e.text]
 
 
 async def sign_out(user: User) -> None:

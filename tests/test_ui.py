@@ -9,7 +9,7 @@ from nicegui.testing import User
 
 from nox_ui.app import Services
 from nox_ui.services.auth import SESSION_COOKIE
-from tests.conftest import ADMIN_PASSWORD, OPERATOR_PASSWORD, VIEWER_PASSWORD, sign_in, sign_out
+from tests.conftest import ADMIN_PASSWORD, OPERATOR_PASSWORD, VIEWER_PASSWORD, nav_labels, sign_in, sign_out
 
 
 async def test_anonymous_visitor_is_sent_to_login_with_next(app_user: User) -> None:
@@ -70,12 +70,6 @@ async def test_disabling_a_user_closes_their_open_page_at_once(app_user: User, a
     await app_user.should_see(marker="sign-in", retries=30)
     response = await app_user.http_client.get("/", follow_redirects=False)
     assert response.status_code == 303
-
-
-def nav_labels(user: User) -> list[str]:
-    """The entries of the nav drawer, in order (a page's own texts may use the same words)."""
-    (drawer,) = user.find(kind=ui.left_drawer).elements
-    return [e.text for e in drawer.descendants() if isinstance(e, ui.item_section) and e.text]
 
 
 async def test_viewer_is_refused_admin_pages_with_403(app_user: User) -> None:

@@ -103,7 +103,10 @@ async def test_closed_tab_stops_receiving_updates(app_user: User, accounts: Serv
     assert _feed(accounts).watchers == 1
     assert app_user.client is not None
     app_user.client.delete()
-    await asyncio.sleep(0.1)
+    for _ in range(600):  # a bound on a hang only
+        if _feed(accounts).watchers == 0:
+            break
+        await asyncio.sleep(0.05)
     assert _feed(accounts).watchers == 0
 
 
@@ -121,7 +124,11 @@ async def test_sensors_card_appears_when_the_host_has_sensors(app_user: User, ac
 
     collectors = accounts.metrics.sampler.collectors
     collectors[:] = [BoardSensors() if isinstance(c, SensorsCollector) else c for c in collectors]
-    await asyncio.sleep(1.5)  # a sample with sensors exists before the page is built
+    fan = series_id("sensor.fan_rpm", {"chip": "dell_smm", "sensor": "fan1"})
+    for _ in range(600):  # a sample with sensors exists before the page is built (a bound on a hang only)
+        if (last := accounts.metrics.last) is not None and fan in last.values:
+            break
+        await asyncio.sleep(0.05)
     await sign_in(app_user, "victor", VIEWER_PASSWORD)
     await app_user.should_see("Sensors", retries=30)
     await app_user.should_see("92 °C", retries=30)

@@ -73,8 +73,9 @@ def row_of(event: AuditEvent) -> dict[str, Any]:
 
 def register(services: Services, guard: SessionGuard) -> None:
     @guard.page("/admin/audit", role=Role.ADMIN, title="Audit log")
-    def audit_page(principal: Principal) -> None:
+    async def audit_page(principal: Principal) -> None:
         state = {"offset": 0}
+        checkpoints = await run.io_bound(services.audit.checkpoints, requester=principal)
 
         with frame(guard, principal, "Audit log"):
             ui.label("Audit log").classes("text-h5")
@@ -125,7 +126,6 @@ def register(services: Services, guard: SessionGuard) -> None:
                 ui.button("JSONL", icon="download", on_click=lambda: download("jsonl")).mark("audit-jsonl")
                 ui.button("Verify chain", icon="verified", on_click=lambda: verify()).mark("audit-verify")
             verdict = ui.label("").mark("audit-verdict")
-            checkpoints = services.audit.checkpoints(requester=principal)
             if checkpoints:
                 latest = checkpoints[-1]
                 ui.label(
@@ -137,7 +137,7 @@ def register(services: Services, guard: SessionGuard) -> None:
             field.on("keydown.enter", lambda: refresh(reset=True))
         outcome.on_value_change(lambda: refresh(reset=True))
 
-        def refresh(reset: bool = False) -> None:
+        async def refresh(reset: bool = False) -> None:
             actor_now = guard.require(Role.ADMIN)
             if actor_now is None:
                 return
@@ -145,7 +145,8 @@ def register(services: Services, guard: SessionGuard) -> None:
                 state["offset"] = 0
             error.text = ""
             try:
-                page = services.audit.query(
+                page = await run.io_bound(
+                    services.audit.query,
                     requester=actor_now,
                     actor=actor.value or None,
                     action=action.value or None,
@@ -159,15 +160,17 @@ def register(services: Services, guard: SessionGuard) -> None:
             except NoxError as exc:
                 error.text = exc.message
                 return
+            if page is None:  # the app is shutting down
+                return
             table.rows = [row_of(event) for event in page.events]
             first = state["offset"] + 1 if page.total else 0
             position.text = f"{first}-{state['offset'] + len(page.events)} of {page.total}"
             back.set_enabled(state["offset"] > 0)
             forward.set_enabled(state["offset"] + PAGE_SIZE < page.total)
 
-        def page_by(step: int) -> None:
+        async def page_by(step: int) -> None:
             state["offset"] = max(0, state["offset"] + step)
-            refresh()
+            await refresh()
 
         async def download(fmt: str) -> None:
             actor_now = guard.require(Role.ADMIN)
@@ -191,4 +194,4 @@ def register(services: Services, guard: SessionGuard) -> None:
                 verdict.text = f"Chain broken{where}. {result.reason[:1].upper()}{result.reason[1:]}."
                 verdict.classes(replace="text-negative")
 
-        refresh()
+        await refresh()

@@ -78,15 +78,15 @@ def row_of(user: User, sessions: int) -> dict[str, Any]:
 
 def register(services: Services, guard: SessionGuard) -> None:
     @guard.page("/admin/users", role=Role.ADMIN, title="Users")
-    def users_page(principal: Principal) -> None:
+    async def users_page(principal: Principal) -> None:
         ip = client_ip()
 
         def rows() -> list[dict[str, Any]]:
             counts = services.users.active_session_counts()
             return [row_of(user, counts.get(user.id or 0, 0)) for user in services.users.list()]
 
-        def refresh() -> None:
-            table.rows = rows()
+        async def refresh() -> None:
+            table.rows = await run.io_bound(rows) or []
 
         def row(user_id: int) -> dict[str, Any] | None:
             return next((r for r in table.rows if r["id"] == user_id), None)
@@ -141,7 +141,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                         return
                     create_dialog.close()
                     ui.notify(f"User {username} created.", type="positive")
-                    refresh()
+                    await refresh()
 
                 ui.button("Create", on_click=create).props("unelevated color=primary").mark("create-user")
 
@@ -206,7 +206,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                         return
                     password_dialog.close()
                     ui.notify(f"Password of {password_target['username']} reset.", type="positive")
-                    refresh()
+                    await refresh()
 
                 ui.button("Reset password", on_click=save_password).props("unelevated color=primary").mark(
                     "save-password"
@@ -273,6 +273,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                 )
 
         # -- the page ---------------------------------------------------------------------------------
+        first_rows = await run.io_bound(rows)
         with frame(guard, principal, "Users"):
             with ui.row().classes("w-full items-center gap-3"):
                 ui.label("Users").classes("text-h5")
@@ -290,7 +291,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                 ).mark("new-user")
             with card().classes("w-full q-pa-none"):
                 table = (
-                    ui.table(columns=COLUMNS, rows=rows(), row_key="id", pagination=25)
+                    ui.table(columns=COLUMNS, rows=first_rows or [], row_key="id", pagination=25)
                     .props("flat")
                     .classes("w-full")
                     .mark("users-table")

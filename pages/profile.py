@@ -134,8 +134,10 @@ def token_row(token: TokenInfo) -> dict[str, Any]:
 
 def register(services: Services, guard: SessionGuard) -> None:
     @guard.page("/profile", title="Profile")
-    def profile(principal: Principal) -> None:
-        user = services.users.get(principal.user_id)
+    async def profile(principal: Principal) -> None:
+        user = await run.io_bound(services.users.get, principal.user_id)
+        if user is None:  # the app is shutting down
+            return
         current_session = principal.credential_id if principal.via == "session" else None
         grantable = [scope for scope in SCOPE_HELP if scope in ROLE_SCOPES[principal.role]]
         ip = client_ip()
@@ -397,7 +399,4 @@ def register(services: Services, guard: SessionGuard) -> None:
                 tokens_table.add_slot("body-cell-actions", _TOKEN_ACTIONS_SLOT)
                 tokens_table.on("row-action", on_token_action)
 
-        sessions_table.rows = [
-            session_row(login, current_session) for login in services.auth.list_sessions(principal.user_id)
-        ]
-        tokens_table.rows = [token_row(token) for token in services.auth.list_tokens(principal.user_id)]
+        await refresh()

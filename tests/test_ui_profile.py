@@ -129,6 +129,9 @@ async def test_creating_a_token_shows_it_once(app_user: User, accounts: Services
     principal = accounts.auth.resolve_token(secret)
     assert principal is not None and principal.username == "olga"
     assert principal.scopes == frozenset({"read", "write"})
+    await settle(
+        lambda: len(rows(app_user, "tokens-table")) == 1
+    )  # the list is re-read after the secret shows
     (listed,) = rows(app_user, "tokens-table")
     assert (listed["name"], listed["scopes"], listed["status"], listed["kind"]) == (
         "deploy script",

@@ -46,8 +46,11 @@ class AlertDetails:
         self.queries = services.alerts.queries
         self.notifiers = services.notifiers
         self.guard = guard
-        with ui.dialog() as self.dialog, card().classes("q-pa-md gap-2 w-full max-w-3xl"):
-            self.title = ui.label("").classes("text-h6")
+        with (
+            ui.dialog() as self.dialog,
+            card().classes("q-pa-md gap-2 w-full max-w-3xl").mark("alert-details"),
+        ):
+            self.title = ui.label("").classes("text-h6").mark("alert-title")
             self.facts = ui.grid(columns="auto 1fr").classes("gap-x-6 gap-y-1 text-body2")
             ui.label("Delivery log").classes("text-subtitle2 q-mt-sm")
             self.deliveries: ui.table | None = None

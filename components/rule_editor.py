@@ -48,7 +48,7 @@ class RuleEditor:
         self.on_saved = on_saved
         self.ip = client_ip()
         self.editing: int | None = None
-        with ui.dialog() as self.dialog, card().classes("q-pa-md gap-2 w-full max-w-3xl"):
+        with ui.dialog() as self.dialog, card().classes("q-pa-md gap-2 w-full max-w-3xl").mark("rule-editor"):
             self.title = ui.label("New rule").classes("text-h6")
             with ui.grid(columns=2).classes("w-full gap-x-4 gap-y-1"):
                 self.name = ui.input("Name").props("outlined dense").mark("rule-name")
@@ -88,7 +88,9 @@ class RuleEditor:
                 ui.textarea("Description / runbook").props("outlined dense autogrow").classes("w-full")
             )
             self.kind.on_value_change(self._show_kind_fields)
-            self.error = ui.label("").classes("text-negative text-body2").props("role=alert")
+            self.error = (
+                ui.label("").classes("text-negative text-body2").props("role=alert").mark("rule-error")
+            )
             self.preview_box = ui.column().classes("w-full gap-1")
             with ui.row().classes("w-full justify-end gap-2"):
                 ui.button("Preview last 24 h", icon="query_stats", on_click=self.preview).props("flat").mark(

@@ -39,7 +39,10 @@ class SilenceDialog:
         self.guard = guard
         self.on_saved = on_saved
         self.ip = client_ip()
-        with ui.dialog() as self.dialog, card().classes("q-pa-md gap-2 w-full max-w-lg"):
+        with (
+            ui.dialog() as self.dialog,
+            card().classes("q-pa-md gap-2 w-full max-w-lg").mark("silence-dialog"),
+        ):
             ui.label("New silence").classes("text-h6")
             ui.label(
                 "Alerts whose labels match every line are not notified while the silence lasts."
@@ -54,7 +57,9 @@ class SilenceDialog:
             self.comment = (
                 ui.input("Comment").props("outlined dense").classes("w-full").mark("silence-comment")
             )
-            self.error = ui.label("").classes("text-negative text-body2").props("role=alert")
+            self.error = (
+                ui.label("").classes("text-negative text-body2").props("role=alert").mark("silence-error")
+            )
             with ui.row().classes("w-full justify-end gap-2"):
                 ui.button("Cancel", on_click=self.dialog.close).props("flat")
                 ui.button("Silence", on_click=self.save).props("unelevated color=primary").mark(

@@ -11,9 +11,9 @@ from nox_ui.passwords import MIN_LENGTH
 
 def register(services: Services) -> None:
     @ui.page("/setup", title="First-run setup · Nox UI")
-    def setup_page(token: str = "") -> PlainTextResponse | None:
+    async def setup_page(token: str = "") -> PlainTextResponse | None:
         try:
-            services.setup.check(token)
+            await run.io_bound(services.setup.check, token)
         except NotFound:
             return PlainTextResponse("Not Found", status_code=404)
         except Forbidden as exc:

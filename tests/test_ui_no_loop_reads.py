@@ -55,7 +55,7 @@ def _relative(frame: traceback.FrameSummary) -> str:
 
 
 @pytest.fixture
-def loop_reads(accounts: Services) -> Iterator[list[LoopRead]]:
+def loop_reads(services: Services) -> Iterator[list[LoopRead]]:
     seen: list[LoopRead] = []
 
     def before_cursor_execute(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -68,7 +68,7 @@ def loop_reads(accounts: Services) -> Iterator[list[LoopRead]]:
             return  # the test's own set-up calls, or a known read owned elsewhere (ALLOWED)
         seen.append(LoopRead(statement, [f"{_relative(f)}:{f.lineno} in {f.name}" for f in frames]))
 
-    engine = accounts.db.engine
+    engine = services.db.engine
     event.listen(engine, "before_cursor_execute", before_cursor_execute)
     yield seen
     event.remove(engine, "before_cursor_execute", before_cursor_execute)
@@ -213,4 +213,20 @@ async def test_the_other_pages_read_nothing_on_the_loop(
     await settle(lambda: {r["actor"] for r in rows(app_user, "audit-table")} == {"admin (admin)"})
     app_user.find(marker="audit-verify").click()
     await settle(lambda: bool(element(app_user, "audit-verdict").text))
+    assert_none(loop_reads)
+
+
+async def test_setup_and_sign_in_read_nothing_on_the_loop(
+    user: User, services: Services, loop_reads: list[LoopRead]
+) -> None:
+    from nox_ui.web import mount_app
+
+    mount_app(services)
+    await user.open(f"/setup?token={services.setup.token()}")
+    user.find(marker="username").type("rosa")
+    user.find(marker="password").type("first admin password")
+    user.find(marker="confirm").type("first admin password")
+    user.find(marker="create").click()
+    await user.should_see(marker="sign-in", retries=50)
+    await sign_in(user, "rosa", "first admin password")
     assert_none(loop_reads)

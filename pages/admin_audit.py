@@ -177,6 +177,8 @@ def register(services: Services, guard: SessionGuard) -> None:
             if actor_now is None:
                 return
             content = await run.io_bound(lambda: "".join(services.audit.export(fmt, requester=actor_now)))
+            if content is None:  # the app is shutting down
+                return
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
             media = "text/csv" if fmt == "csv" else "application/x-ndjson"
             ui.download.content(content.encode("utf-8"), f"nox-audit-{stamp}.{fmt}", media_type=media)
@@ -186,6 +188,8 @@ def register(services: Services, guard: SessionGuard) -> None:
             if actor_now is None:
                 return
             result = await run.io_bound(services.audit.verify, requester=actor_now)
+            if result is None:  # the app is shutting down
+                return
             if result.ok:
                 verdict.text = f"Chain intact: {result.checked} events verified."
                 verdict.classes(replace="text-positive")

@@ -40,7 +40,7 @@ ALLOWED: set[tuple[str, str]] = {
 @dataclass
 class LoopRead:
     statement: str
-    where: list[str]  # the UI frames, innermost last: "pages/alerts.py:123 in open_details"
+    where: list[str]  # the UI frames, innermost last: "pages/alerts/tabs.py:123 in on_action"
 
     def __str__(self) -> str:
         return f"{self.statement.split()[0]} ... via {' > '.join(self.where)}"

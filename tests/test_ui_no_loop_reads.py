@@ -114,7 +114,7 @@ async def test_the_alerts_page_reads_nothing_on_the_loop(
     )
     accounts.alerts.engine.evaluate(Sample(ts=time.time(), values={"cpu.percent": 42.0}, duration=0))
     await accounts.alerts.engine.drain()
-    alert = accounts.alerts.engine.alerts("firing")[0]
+    alert = accounts.alerts.queries.alerts("firing")[0]
     silence = accounts.alerts.silences.create(
         None, {"alertname": "Other"}, "maintenance", duration_seconds=3600
     )
@@ -134,7 +134,7 @@ async def test_the_alerts_page_reads_nothing_on_the_loop(
     app_user.find(marker="silence-save").click()
     await settle(lambda: len(rows(app_user, "silences")) == 2)
     active.trigger("rowAction", {"action": "ack", "key": alert.key})
-    await settle(lambda: accounts.alerts.engine.get(alert.id or 0).acked_by == "admin")
+    await settle(lambda: accounts.alerts.queries.get(alert.id or 0).acked_by == "admin")
 
     rules = app_user.find(marker="alert-rules")
     rules.trigger("rowAction", {"action": "edit", "key": rule.id})

@@ -13,8 +13,12 @@ from nox_ui.app import Services
 from nox_ui.metrics.sampler import Sample
 from tests.conftest import OPERATOR_PASSWORD, VIEWER_PASSWORD, sign_in
 
+# Polls (of 0.1 s for should_see, 0.05 s for settle) before giving up: generous, because on a busy
+# machine a row action waits for its worker-thread read; each check returns as soon as it holds.
+WAIT = 200
 
-async def settle(predicate: object, retries: int = 60) -> None:
+
+async def settle(predicate: object, retries: int = 2 * WAIT) -> None:
     for _ in range(retries):
         if callable(predicate) and predicate():
             return
@@ -86,7 +90,7 @@ async def test_an_invalid_webhook_url_is_refused_in_the_dialog(app_user: User, a
     app_user.find(marker="notifier-name").type("hook")
     app_user.find(marker="notifier-url").type("not a url")
     app_user.find(marker="notifier-save").click()
-    await app_user.should_see("config.url: must not contain spaces or control characters", retries=50)
+    await app_user.should_see("config.url: must not contain spaces or control characters", retries=WAIT)
     assert accounts.notifiers.list() == []
     app_user.find(marker="notifier-url").clear().type("https://hooks.example.org/nox")
     app_user.find(marker="notifier-save").click()
@@ -120,7 +124,7 @@ async def test_a_firing_alert_is_listed_and_its_link_opens_the_delivery_log(
         accounts.notifiers.queue.stop()
     await sign_in(app_user, "olga", OPERATOR_PASSWORD, next_path=f"/alerts?id={firing[0].id}")
     await details_shown(app_user, "Busy: firing")
-    await app_user.should_see(marker="delivery-log")
+    await app_user.should_see(marker="delivery-log", retries=WAIT)
     assert [r["notifier"] for r in table(app_user, "delivery-log").rows] == ["pager (webhook)"]
     rows = table(app_user, "active-alerts").rows
     assert [(r["state"], r["rule"]) for r in rows] == [("firing", "Busy")]
@@ -148,7 +152,7 @@ async def test_a_viewer_sees_an_alert_but_not_its_delivery_log_nor_where_notifie
     await sign_in(app_user, "victor", VIEWER_PASSWORD, next_path=f"/alerts?id={alert.id}")
     await details_shown(app_user, "Busy: firing")
     with app_user.scope(marker="alert-details"):
-        await app_user.should_see("The delivery log is shown to operators and admins.")
+        await app_user.should_see("The delivery log is shown to operators and admins.", retries=WAIT)
     await app_user.should_not_see(marker="delivery-log")
     await settle(lambda: len(table(app_user, "notifiers").rows) == 1)
     [shown] = table(app_user, "notifiers").rows
@@ -164,7 +168,7 @@ async def test_a_viewer_sees_alerts_but_no_way_to_change_them(app_user: User, ac
     await accounts.alerts.engine.drain()
     alert = accounts.alerts.queries.alerts("firing")[0]
     await sign_in(app_user, "victor", VIEWER_PASSWORD, next_path="/alerts")
-    await app_user.should_see(marker="active-alerts")
+    await app_user.should_see(marker="active-alerts", retries=WAIT)
     # The rows arrive after the page: an action on a row not listed yet is ignored by the page.
     await settle(lambda: any(r["key"] == alert.key for r in table(app_user, "active-alerts").rows))
     await app_user.should_not_see(marker="new-rule")
@@ -173,7 +177,7 @@ async def test_a_viewer_sees_alerts_but_no_way_to_change_them(app_user: User, ac
     assert "'details'" in buttons and "'ack'" not in buttons and "'silence'" not in buttons
     # An ack sent anyway (a crafted event) is refused on the server and audited
     app_user.find(marker="active-alerts").trigger("rowAction", {"action": "ack", "key": alert.key})
-    await app_user.should_see("this needs the operator role; you are viewer", retries=30)
+    await app_user.should_see("this needs the operator role; you are viewer", retries=WAIT)
     assert accounts.alerts.queries.get(alert.id or 0).acked_by is None
 
 
@@ -184,7 +188,7 @@ async def test_deleting_a_rule_asks_first(app_user: User, accounts: Services) ->
     await sign_in(app_user, "olga", OPERATOR_PASSWORD, next_path="/alerts")
     await settle(lambda: any(r["name"] == "Old rule" for r in table(app_user, "alert-rules").rows))
     app_user.find(marker="alert-rules").trigger("rowAction", {"action": "delete", "key": rule.id})
-    await app_user.should_see("Delete the rule Old rule? Its alert history goes with it.")
+    await app_user.should_see("Delete the rule Old rule? Its alert history goes with it.", retries=WAIT)
     assert [r.name for r in accounts.alerts.rules.list()] == ["Old rule"]  # nothing yet
     app_user.find(marker="confirm-delete").click()
     await settle(lambda: accounts.alerts.rules.list() == [])

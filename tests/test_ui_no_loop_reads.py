@@ -26,6 +26,10 @@ from nox_ui.app import Services
 from nox_ui.metrics.sampler import Sample
 from tests.conftest import ADMIN_PASSWORD, sign_in
 
+# Polls (of 0.1 s for should_see, 0.05 s for settle) before giving up: generous, because on a busy
+# machine a row action waits for its worker-thread read; each check returns as soon as it holds.
+WAIT = 200
+
 ROOT = Path(nox_ui.__file__).resolve().parent.parent
 UI_DIRS = (str(ROOT / "pages") + os.sep, str(ROOT / "components") + os.sep)
 
@@ -74,7 +78,7 @@ def loop_reads(services: Services) -> Iterator[list[LoopRead]]:
     event.remove(engine, "before_cursor_execute", before_cursor_execute)
 
 
-async def settle(predicate: Any, retries: int = 100) -> None:
+async def settle(predicate: Any, retries: int = 2 * WAIT) -> None:
     for _ in range(retries):
         if predicate():
             return
@@ -120,7 +124,7 @@ async def test_the_alerts_page_reads_nothing_on_the_loop(
     )
 
     await sign_in(app_user, "admin", ADMIN_PASSWORD, next_path=f"/alerts?id={alert.id}")
-    await app_user.should_see("Busy: firing")
+    await app_user.should_see("Busy: firing", retries=WAIT)
     await settle(lambda: [r["rule"] for r in rows(app_user, "active-alerts")] == ["Busy"])
     await settle(lambda: len(rows(app_user, "delivery-log")) >= 0 and len(rows(app_user, "alert-rules")) == 1)
     await settle(lambda: len(rows(app_user, "notifiers")) == 1)
@@ -138,26 +142,28 @@ async def test_the_alerts_page_reads_nothing_on_the_loop(
 
     rules = app_user.find(marker="alert-rules")
     rules.trigger("rowAction", {"action": "edit", "key": rule.id})
-    await app_user.should_see("Edit rule Busy")
+    await app_user.should_see("Edit rule Busy", retries=WAIT)
     app_user.find(marker="rule-preview").click()
-    await app_user.should_see(marker="preview-summary", retries=100)
+    await app_user.should_see(marker="preview-summary", retries=WAIT)
     app_user.find(marker="rule-save").click()
-    await app_user.should_see("Rule Busy saved; it is evaluated from the next sample.")
+    await app_user.should_see("Rule Busy saved; it is evaluated from the next sample.", retries=WAIT)
     rules.trigger("rowAction", {"action": "toggle", "key": rule.id})
     await settle(lambda: not accounts.alerts.rules.get(rule.id or 0).enabled)
     rules.trigger("rowAction", {"action": "delete", "key": rule.id})
-    await app_user.should_see("Delete the rule Busy? Its alert history goes with it.")
+    await app_user.should_see("Delete the rule Busy? Its alert history goes with it.", retries=WAIT)
 
     notifiers = app_user.find(marker="notifiers")
     notifiers.trigger("rowAction", {"action": "edit", "key": hook.id})
-    await app_user.should_see("Edit notifier pager")
+    await app_user.should_see("Edit notifier pager", retries=WAIT)
     app_user.find(marker="notifier-save").click()
-    await app_user.should_see("Notifier pager saved.")
+    await app_user.should_see("Notifier pager saved.", retries=WAIT)
     notifiers.trigger("rowAction", {"action": "delete", "key": hook.id})
-    await app_user.should_see("Delete the notifier pager? Rules that use it stop sending to it.")
+    await app_user.should_see(
+        "Delete the notifier pager? Rules that use it stop sending to it.", retries=WAIT
+    )
 
     app_user.find(marker="silences").trigger("rowAction", {"action": "end", "key": silence.id})
-    await app_user.should_see("Silence ended.")
+    await app_user.should_see("Silence ended.", retries=WAIT)
     assert_none(loop_reads)
 
 
@@ -166,22 +172,22 @@ async def test_the_other_pages_read_nothing_on_the_loop(
 ) -> None:
     nina = accounts.users.create("nina", "a long enough password", "viewer")
     await sign_in(app_user, "admin", ADMIN_PASSWORD, next_path="/")
-    await app_user.should_see(marker="hostname")
+    await app_user.should_see(marker="hostname", retries=WAIT)
 
     await app_user.open("/history")
-    await app_user.should_see(marker="history-chart")
+    await app_user.should_see(marker="history-chart", retries=WAIT)
     app_user.find(marker="range-6 h").click()
 
     await app_user.open("/processes")
-    await app_user.should_see(marker="process-table")
+    await app_user.should_see(marker="process-table", retries=WAIT)
     app_user.find(marker="process-search").type("python")
 
     await app_user.open("/profile")
-    await app_user.should_see(marker="tokens-table")
+    await app_user.should_see(marker="tokens-table", retries=WAIT)
     app_user.find(marker="new-token").click()
     app_user.find(marker="token-name").type("deploy script")
     app_user.find(marker="create-token").click()
-    await app_user.should_see(marker="token-secret")
+    await app_user.should_see(marker="token-secret", retries=WAIT)
     app_user.find(marker="token-done").click()
     await settle(lambda: len(rows(app_user, "tokens-table")) == 1)
     await settle(lambda: len(rows(app_user, "sessions-table")) == 1)
@@ -191,16 +197,16 @@ async def test_the_other_pages_read_nothing_on_the_loop(
     app_user.find(marker="search").type("nina")
     users = app_user.find(marker="users-table")
     users.trigger("rowAction", {"action": "sessions", "id": nina.id})
-    await app_user.should_see("End the sessions of nina?")
+    await app_user.should_see("End the sessions of nina?", retries=WAIT)
     app_user.find(marker="confirm").click()
-    await app_user.should_see("Sessions ended.")
+    await app_user.should_see("Sessions ended.", retries=WAIT)
     users.trigger("rowAction", {"action": "toggle", "id": nina.id})
-    await app_user.should_see("Disable nina?")
+    await app_user.should_see("Disable nina?", retries=WAIT)
     app_user.find(marker="confirm").click()
     await settle(lambda: any(r["disabled"] for r in rows(app_user, "users-table") if r["id"] == nina.id))
 
     await app_user.open("/admin/settings")
-    await app_user.should_see("No unsaved changes")
+    await app_user.should_see("No unsaved changes", retries=WAIT)
     app_user.find(marker="setting-site_name").clear().type("Rack 7")
     app_user.find(marker="review-save").click()
     app_user.find(marker="confirm-save").click()
@@ -227,6 +233,6 @@ async def test_setup_and_sign_in_read_nothing_on_the_loop(
     user.find(marker="password").type("first admin password")
     user.find(marker="confirm").type("first admin password")
     user.find(marker="create").click()
-    await user.should_see(marker="sign-in", retries=50)
+    await user.should_see(marker="sign-in", retries=WAIT)
     await sign_in(user, "rosa", "first admin password")
     assert_none(loop_reads)

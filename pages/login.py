@@ -36,6 +36,8 @@ def register(services: Services, guard: SessionGuard) -> None:
                 return
             finally:
                 button.props(remove="loading")
+            if user is None:  # run.io_bound answers None while the server shuts down
+                return
             try:
                 ticket = services.auth.issue_ticket(user, browser)
             except NoxError as exc:

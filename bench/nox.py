@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.util import LOOPBACK, Processes, free_port, log, rss_bytes, wait_http
+from nox_ui.roles import PANEL
 
 USERNAME = "bench"
 
@@ -68,7 +69,7 @@ class NoxServer:
 
         services = prepare(Settings(data_dir=self.data_dir, database_url=None))
         try:
-            services.settings.update(None, {"api_rate_limit": "100000000/minute"})
+            services.settings.update(PANEL, {"api_rate_limit": "100000000/minute"})
             user = services.users.find(USERNAME)
             assert user is not None and user.id is not None
             return [

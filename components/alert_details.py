@@ -91,7 +91,7 @@ class AlertDetails:
         if alert is None:  # the app is shutting down
             return
         deliveries: list[dict[str, Any]] | None = None
-        if self.deliveries is not None and self.guard.require(Role.OPERATOR) is not None:
+        if self.deliveries is not None and await self.guard.allow(Role.OPERATOR) is not None:
             deliveries = await run.io_bound(self._deliveries, alert_id)
         self.title.text = f"{alert.rule_name}: {alert.state}"
         self.facts.clear()

@@ -5,17 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from nicegui import app, ui
 
-from nox_ui.components.session import SIGN_OUT_FORM
+from nox_ui.components.session import SIGN_OUT_FORM, SessionGuard
 from nox_ui.components.signals import ui_event
 from nox_ui.components.theme import apply_theme
 from nox_ui.roles import Principal, Role
-
-if TYPE_CHECKING:
-    from nox_ui.components.session import SessionGuard
 
 
 @dataclass(frozen=True)
@@ -87,6 +83,8 @@ def frame(guard: SessionGuard, principal: Principal, title: str) -> Iterator[Non
     site_name = guard.services.settings.current.site_name
     ui.page_title(f"{title} · {site_name}")
     dark = ui.dark_mode(app.storage.user.get("dark"))
+    drawer: ui.left_drawer  # made below; the header's buttons refer to them
+    theme_button: ui.button
 
     with ui.header().classes("nox-header items-center q-px-md q-py-sm gap-3"):
         ui.button(icon="menu", on_click=lambda: drawer.toggle()).props(
@@ -156,3 +154,12 @@ def frame(guard: SessionGuard, principal: Principal, title: str) -> Iterator[Non
     ui.add_body_html(f"<script>{_CONNECTION_JS}</script>")
     with ui.column().classes("w-full max-w-screen-xl mx-auto q-pa-md gap-4"):
         yield
+
+
+def forbidden_page(guard: SessionGuard, principal: Principal, message: str) -> None:
+    """The 403 page in the frame (the guard's `forbidden_page`)."""
+    with frame(guard, principal, "Access denied"), ui.column().classes("items-center w-full q-pa-xl gap-2"):
+        ui.icon("block", size="3rem").classes("text-negative")
+        ui.label("403 · Access denied").classes("text-h5")
+        ui.label(message).classes("nox-muted")
+        ui.link("Back to the dashboard", "/")

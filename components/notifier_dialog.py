@@ -1,7 +1,7 @@
 """The notifier dialog of /alerts: create or edit a notifier of any registered kind, and send a test
 message through one. The form is built from the registry (nox_ui/alerts/kinds/): the kind select lists
 the registered kinds, and each kind's `FormField`s become its inputs, shown while that kind is chosen.
-Every action re-checks the operator role with `guard.require` first; reads and writes run in a worker
+Every action re-checks the operator role with `await guard.allow` first; reads and writes run in a worker
 thread (`run.io_bound`), never on the event loop."""
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ class NotifierDialog:
 
     async def save(self) -> None:
         self.error.text = ""
-        actor = self.guard.require(Role.OPERATOR)
+        actor = await self.guard.allow(Role.OPERATOR)
         if actor is None:
             return
         notifier_id, ip = self.editing, self.ip
@@ -129,7 +129,7 @@ class NotifierDialog:
         await self.on_saved()
 
     async def test(self, notifier_id: int) -> None:
-        actor = self.guard.require(Role.OPERATOR)
+        actor = await self.guard.allow(Role.OPERATOR)
         if actor is None:
             return
         ui.notify("Sending a test message...", type="info")

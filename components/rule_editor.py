@@ -1,6 +1,6 @@
 """The rule editor of /alerts: one dialog to create or edit an alert rule, with a preview of what the
 rule would have done over the last 24 hours. Operators only: saving and previewing re-check the role
-with `guard.require`; both run in a worker thread."""
+with `await guard.allow`; both run in a worker thread."""
 
 from __future__ import annotations
 
@@ -149,7 +149,7 @@ class RuleEditor:
         self.error.text = ""
         body = self.body()
         rule_id, ip = self.editing, self.ip
-        actor = self.guard.require(Role.OPERATOR)
+        actor = await self.guard.allow(Role.OPERATOR)
         if actor is None:
             return
         try:
@@ -167,7 +167,7 @@ class RuleEditor:
     async def preview(self) -> None:
         self.error.text = ""
         self.preview_box.clear()
-        actor = self.guard.require(Role.OPERATOR)
+        actor = await self.guard.allow(Role.OPERATOR)
         if actor is None:
             return
         try:

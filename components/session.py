@@ -1,6 +1,7 @@
 """The page guard: every screen is registered through `SessionGuard.page`, which resolves the session
-cookie on the server, redirects anonymous visitors to /login?next=..., and answers 403 for a role
-that is too low. UI actions re-check with `require`, so a stale page cannot act after sign-out."""
+cookie on the server (in a worker thread), redirects anonymous visitors to /login?next=..., and
+answers 403 for a role that is too low (`roles.check`, audited). UI actions re-check with
+`await guard.allow(role)` (or `guard.act`), so a stale page cannot act after sign-out."""
 
 from __future__ import annotations
 
@@ -15,22 +16,32 @@ from nicegui import Client, app, core, run, ui
 
 from nox_ui.app import Services
 from nox_ui.errors import Forbidden, NoxError
-from nox_ui.roles import Principal, Role, authorize
+from nox_ui.roles import Principal, Role, Target, check, refusal
 from nox_ui.services.auth import SESSION_COOKIE
 from nox_ui.web import login_redirect
 
 PageBuilder = Callable[..., Any]
+# Draws the 403 page: (guard, principal, message). The frame provides it (frame.forbidden_page); the
+# guard itself draws no chrome, so it does not import the frame that imports it.
+ForbiddenPage = Callable[["SessionGuard", Principal, str], None]
 SIGN_OUT_FORM = "nox-sign-out"
 
 
 class SessionGuard:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, *, forbidden_page: ForbiddenPage | None = None) -> None:
         self.services = services
+        self.forbidden_page = forbidden_page or _plain_forbidden_page
         self._principals: weakref.WeakKeyDictionary[Client, Principal] = weakref.WeakKeyDictionary()
         services.users.on_sessions_ended(self._close_pages_of)
 
-    def principal_for(self, request: Request) -> Principal | None:
-        return self.services.auth.resolve_session(request.cookies.get(SESSION_COOKIE))
+    async def principal_for(self, request: Request) -> Principal | None:
+        """The signed-in principal of this request's session cookie, or None (signed out, expired or
+        disabled). The session is read (and touched) in a worker thread, never on the event loop."""
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            return None
+        principal: Principal | None = await run.io_bound(self.services.auth.resolve_session, cookie)
+        return principal
 
     def page(
         self, path: str, *, role: Role = Role.VIEWER, title: str = "Nox UI"
@@ -39,7 +50,7 @@ class SessionGuard:
 
         def decorator(builder: PageBuilder) -> Any:
             async def guarded(request: Request, **params: Any) -> Any:
-                principal = self.principal_for(request)
+                principal = await self.principal_for(request)
                 if principal is None:
                     return login_redirect(
                         str(request.url.path) + (f"?{request.url.query}" if request.url.query else "")
@@ -47,20 +58,11 @@ class SessionGuard:
                 client = ui.context.client
                 self._principals[client] = principal
                 try:
-                    authorize(principal, role)
+                    await self._check(principal, role, request, details=None)
                 except Forbidden as exc:
                     logger.info("403: {} ({}) opened {}", principal.username, principal.role.value, path)
-                    self.services.audit.record_now(
-                        actor=principal,
-                        action="access.denied",
-                        outcome="denied",
-                        target_type="page",
-                        target_id=str(request.url.path)[:128],
-                        details={"reason": exc.message, "needs": role.value},
-                        ip=_ip(request),
-                    )
                     client.status_code = 403
-                    self.forbidden(principal, exc.message)
+                    self.forbidden_page(self, principal, exc.message)
                     return None
                 result = builder(principal, **params)
                 if hasattr(result, "__await__"):
@@ -72,49 +74,44 @@ class SessionGuard:
 
         return decorator
 
-    def forbidden(self, principal: Principal, message: str) -> None:
-        from nox_ui.components.frame import frame
+    async def _check(
+        self, principal: Principal, role: Role, request: Request | None, details: dict[str, Any] | None
+    ) -> Principal:
+        """`roles.check` for a page or a UI action (a refusal is audited in a worker thread)."""
+        if refusal(principal, role) is None:
+            return principal
+        target = Target("page", str(request.url.path) if request is not None else "")
+        checked = await run.io_bound(
+            check, principal, role, target, audit=self.services.audit, ip=_ip(request), details=details
+        )
+        if checked is None:  # the server is shutting down: nothing ran, so nothing is allowed
+            raise Forbidden("the server is shutting down")
+        return checked
 
-        with (
-            frame(self, principal, "Access denied"),
-            ui.column().classes("items-center w-full q-pa-xl gap-2"),
-        ):
-            ui.icon("block", size="3rem").classes("text-negative")
-            ui.label("403 · Access denied").classes("text-h5")
-            ui.label(message).classes("nox-muted")
-            ui.link("Back to the dashboard", "/")
-
-    def current(self) -> Principal | None:
-        """The principal of the page this UI action runs in, re-validated against the database now."""
+    async def current(self) -> Principal | None:
+        """The principal of the page this UI action runs in, re-validated against the database now
+        (in a worker thread)."""
         client = ui.context.client
         request = client.request
         if request is None:
             return None
-        principal = self.principal_for(request)
+        principal = await self.principal_for(request)
         if principal is None:
             self._principals.pop(client, None)
         return principal
 
-    def require(self, role: Role) -> Principal | None:
-        """Check the role for a UI action; on failure tell the user, send a stale page to sign-in, return None."""
-        principal = self.current()
+    async def allow(self, role: Role) -> Principal | None:
+        """Check the role for a UI action: the actor, or None after telling the user (a stale page is
+        sent to sign-in; a role too low is refused and audited)."""
+        client = ui.context.client
+        principal = await self.current()
         if principal is None:
             ui.notify("Your session has ended. Please sign in again.", type="warning")
             ui.navigate.to("/login")
             return None
         try:
-            return authorize(principal, role)
+            return await self._check(principal, role, client.request, details={"ui_action": True})
         except NoxError as exc:
-            request = ui.context.client.request
-            self.services.audit.record_now(
-                actor=principal,
-                action="access.denied",
-                outcome="denied",
-                target_type="page",
-                target_id=str(request.url.path)[:128] if request is not None else "",
-                details={"reason": exc.message, "needs": role.value, "ui_action": True},
-                ip=_ip(request),
-            )
             ui.notify(exc.message, type="negative")
             return None
 
@@ -129,7 +126,7 @@ class SessionGuard:
         """A UI action: re-check `role`, run `work(actor)` off the event loop, tell the user how it
         went, then call `then` (a refresh). Returns what `work` returned (True for None), or None when
         refused or failed, so `if await guard.act(...)` reads as "if it worked"."""
-        actor = self.require(role)
+        actor = await self.allow(role)
         if actor is None:
             return None
         try:
@@ -192,6 +189,13 @@ class SessionGuard:
             with client:
                 ui.navigate.to("/login")
             self._principals.pop(client, None)
+
+
+def _plain_forbidden_page(_guard: SessionGuard, _principal: Principal, message: str) -> None:
+    with ui.column().classes("items-center w-full q-pa-xl gap-2"):
+        ui.label("403 · Access denied").classes("text-h5")
+        ui.label(message)
+        ui.link("Back to the dashboard", "/")
 
 
 def _ip(request: Request | None) -> str:

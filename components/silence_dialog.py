@@ -1,5 +1,5 @@
 """The silence dialog of /alerts: matchers (one label=value a line), a duration and a comment. Operators
-only: saving re-checks the role with `guard.require` and writes in a worker thread."""
+only: saving re-checks the role with `await guard.allow` and writes in a worker thread."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ class SilenceDialog:
         except ValueError as exc:
             self.error.text = str(exc)
             return
-        actor = self.guard.require(Role.OPERATOR)
+        actor = await self.guard.allow(Role.OPERATOR)
         if actor is None:
             return
         comment, seconds, ip = self.comment.value or "", int(self.duration.value), self.ip

@@ -18,7 +18,7 @@ from nox_ui import __version__, migrate
 from nox_ui.config import Settings
 from nox_ui.errors import Invalid, NoxError
 from nox_ui.parsing import parse_time
-from nox_ui.roles import Role
+from nox_ui.roles import CLI, Role
 
 if TYPE_CHECKING:
     from nox_ui.app import Core
@@ -76,7 +76,7 @@ def cmd_users_create(args: argparse.Namespace) -> int:
     role = Role.parse(args.role)
     services = _services(args)
     password = _read_password(args, confirm=True)
-    user = services.users.create(args.username, password, role)
+    user = services.users.create(CLI, args.username, password, role)
     print(f"created user {user.username!r} with role {user.role}")
     return 0
 
@@ -96,13 +96,13 @@ def cmd_users_list(args: argparse.Namespace) -> int:
 def cmd_users_set_password(args: argparse.Namespace) -> int:
     services = _services(args)
     services.users.get_by_username(args.username)
-    services.users.set_password(args.username, _read_password(args, confirm=True))
+    services.users.set_password(CLI, args.username, _read_password(args, confirm=True))
     print(f"password of {args.username!r} changed; their sessions and tokens were ended")
     return 0
 
 
 def cmd_users_disable(args: argparse.Namespace) -> int:
-    _services(args).users.set_disabled(args.username, True)
+    _services(args).users.set_disabled(CLI, args.username, True)
     print(f"user {args.username!r} disabled; their sessions and tokens were ended")
     return 0
 
@@ -124,7 +124,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_reanchor(args: argparse.Namespace) -> int:
-    head = _services(args).audit.reanchor(reason=args.reason)
+    head = _services(args).audit.reanchor(CLI, reason=args.reason)
     print(f"audit log re-anchored at event {head.last_id} ({head.count} events)")
     return 0
 
@@ -176,7 +176,7 @@ def _cutoff(args: argparse.Namespace) -> datetime:
 def cmd_audit_archive(args: argparse.Namespace) -> int:
     cutoff = _cutoff(args)
     services = _services(args)
-    done = services.audit.archive(cutoff, services.config.data_dir / "backups")
+    done = services.audit.archive(CLI, cutoff, services.config.data_dir / "backups")
     if done.count == 0:
         print(f"nothing to archive: no event before {cutoff.isoformat(timespec='seconds')}")
     else:

@@ -22,9 +22,11 @@ from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nox_ui.api import API_PREFIX, create_api
+from nox_ui.api.deps import bearer_principal, check_request
 from nox_ui.app import Services
-from nox_ui.errors import NoxError
+from nox_ui.errors import Forbidden, NoxError
 from nox_ui.http_guard import guard_http
+from nox_ui.roles import METRICS
 from nox_ui.services.auth import SESSION_COOKIE
 
 UI_ENTRY_POINT_GROUP = "nox_ui.ui"
@@ -86,19 +88,23 @@ def machine_router(services: Services) -> Router:
 
     registries: list[Any] = []  # built at the first scrape: prometheus_client is not loaded before
 
-    def prometheus_metrics(request: Request) -> Response:
+    async def prometheus_metrics(request: Request) -> Response:
         if not services.config.metrics_public:
-            header = request.headers.get("authorization", "")
-            token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-            principal = services.auth.resolve_token(token)
+            # The API's token parsing and check (roles.METRICS: the metrics:read scope), refusal audited.
+            principal = await bearer_principal(services, request.headers.get("authorization"))
             if principal is None:
                 return PlainTextResponse(
                     "a bearer token with the metrics:read scope is required\n",
                     status_code=401,
                     headers={"WWW-Authenticate": "Bearer"},
                 )
-            if "metrics:read" not in principal.scopes:
-                return PlainTextResponse("this token lacks the metrics:read scope\n", status_code=403)
+            try:
+                await check_request(services, request, principal, METRICS)
+            except Forbidden as exc:
+                return PlainTextResponse(exc.message + "\n", status_code=403)
+        return await run_in_threadpool(scrape)
+
+    def scrape() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST
 
         from nox_ui.prometheus import build_registry, render

@@ -5,6 +5,7 @@ from __future__ import annotations
 from nicegui import ui
 
 from nox_ui.app import Services
+from nox_ui.components.frame import forbidden_page
 from nox_ui.components.session import SessionGuard
 from nox_ui.pages import (
     admin_audit,
@@ -22,7 +23,7 @@ from nox_ui.pages import (
 
 def register_pages(services: Services) -> SessionGuard:
     ui.button.default_props("no-caps")
-    guard = SessionGuard(services)
+    guard = SessionGuard(services, forbidden_page=forbidden_page)
     login.register(services, guard)
     setup.register(services)
     dashboard.register(services, guard)

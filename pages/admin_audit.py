@@ -138,7 +138,7 @@ def register(services: Services, guard: SessionGuard) -> None:
         outcome.on_value_change(lambda: refresh(reset=True))
 
         async def refresh(reset: bool = False) -> None:
-            actor_now = guard.require(Role.ADMIN)
+            actor_now = await guard.allow(Role.ADMIN)
             if actor_now is None:
                 return
             if reset:
@@ -173,7 +173,7 @@ def register(services: Services, guard: SessionGuard) -> None:
             await refresh()
 
         async def download(fmt: str) -> None:
-            actor_now = guard.require(Role.ADMIN)
+            actor_now = await guard.allow(Role.ADMIN)
             if actor_now is None:
                 return
             content = await run.io_bound(lambda: "".join(services.audit.export(fmt, requester=actor_now)))
@@ -184,7 +184,7 @@ def register(services: Services, guard: SessionGuard) -> None:
             ui.download.content(content.encode("utf-8"), f"nox-audit-{stamp}.{fmt}", media_type=media)
 
         async def verify() -> None:
-            actor_now = guard.require(Role.ADMIN)
+            actor_now = await guard.allow(Role.ADMIN)
             if actor_now is None:
                 return
             result = await run.io_bound(services.audit.verify, requester=actor_now)

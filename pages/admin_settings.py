@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from nicegui import events, run, ui
+from nicegui.elements.mixins.value_element import ValueElement
 
 from nox_ui.app import Services
 from nox_ui.components.frame import frame
@@ -47,7 +48,7 @@ def register(services: Services, guard: SessionGuard) -> None:
     @guard.page("/admin/settings", role=Role.ADMIN, title="Settings")
     def settings_page(principal: Principal) -> None:
         pending: dict[str, Any] = {}
-        inputs: dict[str, ui.element] = {}
+        inputs: dict[str, ValueElement] = {}
         hints: dict[str, ui.label] = {}
 
         def hint_for(info: SettingInfo) -> str:
@@ -130,7 +131,7 @@ def register(services: Services, guard: SessionGuard) -> None:
             diff_dialog.open()
 
         async def confirmed() -> None:
-            actor = guard.require(Role.ADMIN)
+            actor = await guard.allow(Role.ADMIN)
             if actor is None:
                 return
             ip = client_ip()
@@ -144,7 +145,7 @@ def register(services: Services, guard: SessionGuard) -> None:
                 return
             diff_dialog.close()
             reset_inputs()
-            ui.notify(f"Saved {len(diff)} setting(s); in effect now.", type="positive")
+            ui.notify(f"Saved {len(diff or [])} setting(s); in effect now.", type="positive")
 
         diff_confirm.on_click(confirmed)
 
@@ -158,8 +159,8 @@ def register(services: Services, guard: SessionGuard) -> None:
             show_diff("Review changes", diff, "Save")
 
         # -- export and import ----------------------------------------------------------------------
-        def export() -> None:
-            if guard.require(Role.ADMIN) is None:
+        async def export() -> None:
+            if await guard.allow(Role.ADMIN) is None:
                 return
             document = json.dumps(config.export(), indent=2) + "\n"
             ui.download.content(document, "nox-ui-settings.json", "application/json")
@@ -167,7 +168,7 @@ def register(services: Services, guard: SessionGuard) -> None:
         async def imported(event: events.UploadEventArguments) -> None:
             upload.reset()
             import_dialog.close()
-            actor = guard.require(Role.ADMIN)
+            actor = await guard.allow(Role.ADMIN)
             if actor is None:
                 return
             try:
@@ -244,7 +245,7 @@ def register(services: Services, guard: SessionGuard) -> None:
             refresh_state()
 
 
-def _input_for(info: SettingInfo, value: Any, edited: Any) -> ui.element:
+def _input_for(info: SettingInfo, value: Any, edited: Any) -> ValueElement:
     """The input for one setting, by its registry type; every change goes through `edited`."""
     key = info.key
     mark = f"setting-{key}"

@@ -1,6 +1,6 @@
 """Users (admin): a searchable, sortable table; create, change role, disable/enable, reset password,
 end sessions, delete. Thin on purpose: every rule (guards, validation, ending sessions, audit) lives in
-`UserService`; each action re-checks the admin role with `guard.require` first."""
+`UserService`; each action re-checks the admin role with `await guard.allow` first."""
 
 from __future__ import annotations
 
@@ -121,17 +121,17 @@ def register(services: Services, guard: SessionGuard) -> None:
 
                 async def create() -> None:
                     create_error.text = ""
-                    actor = guard.require(Role.ADMIN)
+                    actor = await guard.allow(Role.ADMIN)
                     if actor is None:
                         return
                     username = (new_username.value or "").strip()
                     try:
                         await run.io_bound(
                             services.users.create,
+                            actor,
                             username,
                             new_password.value or "",
                             new_role.value or "",
-                            actor=actor,
                             display_name=new_display_name.value or "",
                             email=new_email.value or "",
                             ip=client_ip(),
@@ -193,7 +193,7 @@ def register(services: Services, guard: SessionGuard) -> None:
 
                 async def save_password() -> None:
                     reset_error.text = ""
-                    actor = guard.require(Role.ADMIN)
+                    actor = await guard.allow(Role.ADMIN)
                     if actor is None:
                         return
                     user_id, password = password_target["id"], reset_password.value or ""
@@ -218,7 +218,7 @@ def register(services: Services, guard: SessionGuard) -> None:
             args = e.args if isinstance(e.args, dict) else {}
             action = args.get("action")
             target = row(int(args.get("id") or 0))
-            if target is None or guard.require(Role.ADMIN) is None:
+            if target is None or await guard.allow(Role.ADMIN) is None:
                 return
             user_id, name = target["id"], target["username"]
             if action == "role":

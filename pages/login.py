@@ -15,11 +15,11 @@ from nox_ui.web import browser_id, safe_next
 
 def register(services: Services, guard: SessionGuard) -> None:
     @ui.page("/login", title="Sign in · Nox UI")
-    def login_page(
+    async def login_page(
         request: Request, next: str = "/", expired: str = "", created: str = ""
     ) -> RedirectResponse | None:
         target = safe_next(next)
-        if guard.principal_for(request) is not None:
+        if await guard.principal_for(request) is not None:
             return RedirectResponse(target, status_code=303)
         ip = request.client.host if request.client else ""
         browser = browser_id(request)

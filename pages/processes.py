@@ -260,7 +260,7 @@ def register(services: Services, guard: SessionGuard) -> None:
             return labels
 
         async def confirm_signal(info: ProcessInfo, signal: str) -> None:
-            if guard.require(Role.OPERATOR) is None:
+            if await guard.allow(Role.OPERATOR) is None:
                 return
             verb = "Terminate" if signal == "TERM" else "Kill"
             explain = (
@@ -280,7 +280,7 @@ def register(services: Services, guard: SessionGuard) -> None:
             dialog.delete()
             if not confirmed:
                 return
-            actor = guard.require(Role.OPERATOR)  # again: the session may have ended meanwhile
+            actor = await guard.allow(Role.OPERATOR)  # again: the session may have ended meanwhile
             if actor is None:
                 return
             try:

@@ -1,7 +1,7 @@
 """Profile: the account, change own password, own browser sessions, personal API tokens.
 
 Thin on purpose: the rules (scopes a role may grant, expiry limits, what a password change ends, the
-audit trail) live in `AuthService` and `UserService`; each action re-checks with `guard.require` first."""
+audit trail) live in `AuthService` and `UserService`; each action re-checks with `await guard.allow` first."""
 
 from __future__ import annotations
 
@@ -155,7 +155,7 @@ def register(services: Services, guard: SessionGuard) -> None:
 
         async def change_password() -> None:
             error.text = ""
-            actor = guard.require(Role.VIEWER)
+            actor = await guard.allow(Role.VIEWER)
             if actor is None:
                 return
             if (new.value or "") != (confirm.value or ""):
@@ -173,7 +173,7 @@ def register(services: Services, guard: SessionGuard) -> None:
             try:
                 await run.io_bound(
                     lambda: services.users.set_password(
-                        actor.username, password, actor=actor, ip=ip, keep_session_id=keep
+                        actor, actor.username, password, ip=ip, keep_session_id=keep
                     )
                 )
             except NoxError as exc:
@@ -205,7 +205,7 @@ def register(services: Services, guard: SessionGuard) -> None:
             args = e.args if isinstance(e.args, dict) else {}
             session_id = int(args.get("id") or 0)
             target = next((r for r in sessions_table.rows if r["id"] == session_id), None)
-            if target is None or args.get("action") != "end" or guard.require(Role.VIEWER) is None:
+            if target is None or args.get("action") != "end" or await guard.allow(Role.VIEWER) is None:
                 return
             ask(
                 "End this session?",
@@ -272,7 +272,7 @@ def register(services: Services, guard: SessionGuard) -> None:
 
                 async def create_token() -> None:
                     token_error.text = ""
-                    actor = guard.require(Role.VIEWER)
+                    actor = await guard.allow(Role.VIEWER)
                     if actor is None:
                         return
                     name = token_name.value or ""
@@ -311,7 +311,7 @@ def register(services: Services, guard: SessionGuard) -> None:
             args = e.args if isinstance(e.args, dict) else {}
             token_id = int(args.get("id") or 0)
             target = next((r for r in tokens_table.rows if r["id"] == token_id), None)
-            if target is None or args.get("action") != "revoke" or guard.require(Role.VIEWER) is None:
+            if target is None or args.get("action") != "revoke" or await guard.allow(Role.VIEWER) is None:
                 return
             ask(
                 f"Revoke {target['name']}?",

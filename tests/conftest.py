@@ -14,6 +14,7 @@ from nicegui.testing import User
 from nox_ui.api import API_PREFIX, create_api
 from nox_ui.app import Services
 from nox_ui.config import Settings
+from nox_ui.roles import PANEL
 from nox_ui.server import prepare
 
 # NiceGUI's simulated user, and the loopback SMTP and HTTP receivers (tests/receivers.py) as fixtures
@@ -39,9 +40,9 @@ def services(settings: Settings) -> Iterator[Services]:
 @pytest.fixture
 def accounts(services: Services) -> Services:
     """An admin, an operator and a viewer."""
-    services.users.create("admin", ADMIN_PASSWORD, "admin")
-    services.users.create("olga", OPERATOR_PASSWORD, "operator")
-    services.users.create("victor", VIEWER_PASSWORD, "viewer")
+    services.users.create(PANEL, "admin", ADMIN_PASSWORD, "admin")
+    services.users.create(PANEL, "olga", OPERATOR_PASSWORD, "operator")
+    services.users.create(PANEL, "victor", VIEWER_PASSWORD, "viewer")
     return services
 
 

@@ -26,7 +26,7 @@ from nox_ui.app import Services
 from nox_ui.errors import Conflict, Forbidden
 from nox_ui.metrics.sampler import Sample
 from nox_ui.models import Alert, AuditEvent, Notifier
-from nox_ui.roles import Principal
+from nox_ui.roles import PANEL, Principal
 from nox_ui.services.audit import actor_of
 
 CPU = "cpu.percent"
@@ -86,7 +86,7 @@ def olga(accounts: Services) -> Principal:
 
 
 def rule(services: Services, **fields: Any) -> RuleDef:
-    return services.alerts.rules.create(None, {"name": "cpu hot", "metric": CPU, **fields}).definition()
+    return services.alerts.rules.create(PANEL, {"name": "cpu hot", "metric": CPU, **fields}).definition()
 
 
 def feed(
@@ -217,8 +217,8 @@ def test_each_matching_series_has_its_own_episode_and_a_selector_narrows(
     services: Services, sent: Recorder, t0: float
 ) -> None:
     engine = services.alerts.engine
-    services.alerts.rules.create(None, {"name": "any disk", "metric": "disk.used_percent", "threshold": 90})
-    services.alerts.rules.create(None, {"name": "root disk", "metric": ROOT, "threshold": 90})
+    services.alerts.rules.create(PANEL, {"name": "any disk", "metric": "disk.used_percent", "threshold": 90})
+    services.alerts.rules.create(PANEL, {"name": "root disk", "metric": ROOT, "threshold": 90})
     engine.evaluate(Sample(ts=t0, values={ROOT: 95, DATA: 99, CPU: 99}, duration=0))
     fired = sorted((m.rule_name, m.metric, m.labels["mount"]) for m in sent.messages)
     assert fired == [("any disk", ROOT, "/"), ("any disk", DATA, "/data"), ("root disk", ROOT, "/")]
@@ -248,7 +248,7 @@ def test_a_silenced_alert_notifies_nobody_but_still_shows(
     engine = services.alerts.engine
     rule(services, threshold=90, notifiers=[pager], repeat_seconds=60)
     silence = services.alerts.silences.create(
-        None, {"alertname": "cpu hot"}, "maintenance window", starts_at=at(t0 - 60), duration_seconds=3600
+        PANEL, {"alertname": "cpu hot"}, "maintenance window", starts_at=at(t0 - 60), duration_seconds=3600
     )
     ts = feed(engine, t0, [95] * 200)
     [firing] = services.alerts.queries.alerts("firing")
@@ -258,8 +258,8 @@ def test_a_silenced_alert_notifies_nobody_but_still_shows(
     assert [row.state for row in stored(services)] == ["resolved"]
 
     # a silence on another rule or label does not apply; an ended one neither
-    services.alerts.silences.end(None, silence.id or 0)
-    services.alerts.silences.create(None, {"alertname": "other"}, "not this one", duration_seconds=3600)
+    services.alerts.silences.end(PANEL, silence.id or 0)
+    services.alerts.silences.create(PANEL, {"alertname": "other"}, "not this one", duration_seconds=3600)
     feed(engine, ts + 1, [95])
     assert sent.states() == ["firing"]
 
@@ -267,7 +267,7 @@ def test_a_silenced_alert_notifies_nobody_but_still_shows(
 def test_a_silence_on_a_label_matches_only_that_series(services: Services, sent: Recorder, t0: float) -> None:
     rule(services, metric="disk.used_percent", threshold=90)
     services.alerts.silences.create(
-        None,
+        PANEL,
         {"mount": "/data", "metric": "disk.used_percent"},
         "resizing",
         starts_at=at(t0),
@@ -282,7 +282,7 @@ def test_when_a_silence_ends_a_still_firing_alert_is_notified_once(
 ) -> None:
     rule(services, threshold=90)
     services.alerts.silences.create(
-        None, {"alertname": "cpu hot"}, "short", starts_at=at(t0), duration_seconds=30
+        PANEL, {"alertname": "cpu hot"}, "short", starts_at=at(t0), duration_seconds=30
     )
     feed(services.alerts.engine, t0, [95] * 100)
     assert sent.states() == ["firing"]
@@ -398,7 +398,7 @@ def test_a_nodata_rule_fires_when_its_series_is_silent_and_resolves_when_it_retu
 ) -> None:
     engine = services.alerts.engine
     services.alerts.rules.create(
-        None, {"name": "data disk gone", "kind": "nodata", "metric": DATA, "for_seconds": 30}
+        PANEL, {"name": "data disk gone", "kind": "nodata", "metric": DATA, "for_seconds": 30}
     )
     feed(engine, t0, [50] * 10, series=DATA)
     ts = feed(engine, t0 + 10, [50] * 29, series=ROOT)  # silent 29 s after the last /data sample
@@ -416,7 +416,7 @@ def test_a_restart_keeps_a_nodata_alert_firing_while_still_silent(
     services: Services, sent: Recorder, t0: float
 ) -> None:
     services.alerts.rules.create(
-        None, {"name": "cpu silent", "kind": "nodata", "metric": CPU, "for_seconds": 10}
+        PANEL, {"name": "cpu silent", "kind": "nodata", "metric": CPU, "for_seconds": 10}
     )
     feed(services.alerts.engine, t0, [1] * 20, series=ROOT)
     assert sent.states() == ["firing"]
@@ -433,14 +433,14 @@ def test_a_restart_keeps_a_nodata_alert_firing_while_still_silent(
 
 def test_a_rule_change_applies_at_the_next_sample(services: Services, sent: Recorder, t0: float) -> None:
     engine = services.alerts.engine
-    row = services.alerts.rules.create(None, {"name": "cpu hot", "metric": CPU, "threshold": 90})
+    row = services.alerts.rules.create(PANEL, {"name": "cpu hot", "metric": CPU, "threshold": 90})
     assert row.id is not None
     feed(engine, t0, [95])
-    services.alerts.rules.update(None, row.id, {"threshold": 99})
+    services.alerts.rules.update(PANEL, row.id, {"threshold": 99})
     assert sent.states() == ["firing"]
     feed(engine, t0 + 1, [95])  # no longer > 99
     assert sent.states() == ["firing", "resolved"]
-    services.alerts.rules.update(None, row.id, {"metric": ROOT})
+    services.alerts.rules.update(PANEL, row.id, {"metric": ROOT})
     feed(engine, t0 + 2, [100])
     assert sent.states() == ["firing", "resolved"]  # cpu.percent is not watched any more
     feed(engine, t0 + 3, [100], series=ROOT)
@@ -451,15 +451,15 @@ def test_disabling_or_deleting_a_rule_resolves_its_firing_alerts_at_once(
     services: Services, sent: Recorder, t0: float
 ) -> None:
     engine = services.alerts.engine
-    first = services.alerts.rules.create(None, {"name": "a", "metric": CPU, "threshold": 90})
-    second = services.alerts.rules.create(None, {"name": "b", "metric": CPU, "threshold": 80})
+    first = services.alerts.rules.create(PANEL, {"name": "a", "metric": CPU, "threshold": 90})
+    second = services.alerts.rules.create(PANEL, {"name": "b", "metric": CPU, "threshold": 80})
     assert first.id is not None and second.id is not None
     feed(engine, t0, [95])
     assert sent.states() == ["firing", "firing"]
-    services.alerts.rules.update(None, first.id, {"enabled": False})
+    services.alerts.rules.update(PANEL, first.id, {"enabled": False})
     assert sent.states() == ["firing", "firing", "resolved"]
     assert sent.messages[2].rule_name == "a" and sent.messages[2].extra == {"reason": "rule disabled"}
-    services.alerts.rules.delete(None, second.id)
+    services.alerts.rules.delete(PANEL, second.id)
     assert sent.states() == ["firing", "firing", "resolved", "resolved"]
     assert sent.messages[3].alert_id is None  # its history went with the rule
     assert engine.counts().firing == 0
@@ -494,7 +494,7 @@ def test_the_preview_finds_the_episodes_the_engine_fires_on_the_same_recorded_se
         "for_seconds": 120,
         "clear_threshold": 80,
     }
-    result = services.alerts.preview(None, body, hours=4)
+    result = services.alerts.preview(PANEL, body, hours=4)
     assert result.resolution_seconds == 60 and "minute" in result.note
     assert result.series == [ROOT, DATA]
     from_preview = [(e.series, e.pending_since, e.start, e.end) for e in result.episodes]
@@ -535,7 +535,7 @@ def test_the_nodata_preview_fires_on_gaps(services: Services) -> None:
     present = [i for i in range(120) if not 30 <= i < 40]
     services.metrics.history.write([(start + i * 60, {DATA: (1.0, 1.0, 1.0)}) for i in present])
     body = {"name": "gone", "kind": "nodata", "metric": DATA, "for_seconds": 300}
-    episodes = services.alerts.preview(None, body, hours=2).episodes
+    episodes = services.alerts.preview(PANEL, body, hours=2).episodes
     assert [(e.start - start, (e.end or 0) - start) for e in episodes] == [(34 * 60, 40 * 60)]
 
 

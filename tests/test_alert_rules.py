@@ -13,7 +13,7 @@ from nox_ui.alerts.rules import RuleIn, Selector
 from nox_ui.app import Services
 from nox_ui.errors import Conflict, Forbidden, Invalid, NotFound
 from nox_ui.models import AuditEvent, Notifier
-from nox_ui.roles import Principal
+from nox_ui.roles import PANEL, Principal
 from nox_ui.services.audit import actor_of
 
 BASE = {"name": "root disk", "metric": 'disk.used_percent{mount="/"}', "op": ">", "threshold": 90}
@@ -88,13 +88,13 @@ def test_an_operator_creates_a_rule_and_it_is_audited(accounts: Services, olga: 
 
 
 def test_names_are_unique(services: Services) -> None:
-    services.alerts.rules.create(None, BASE)
+    services.alerts.rules.create(PANEL, BASE)
     with pytest.raises(Conflict, match="already exists"):
-        services.alerts.rules.create(None, {**BASE, "threshold": 95})
-    other = services.alerts.rules.create(None, {**BASE, "name": "other"})
+        services.alerts.rules.create(PANEL, {**BASE, "threshold": 95})
+    other = services.alerts.rules.create(PANEL, {**BASE, "name": "other"})
     assert other.id is not None
     with pytest.raises(Conflict):
-        services.alerts.rules.update(None, other.id, {"name": "root disk"})
+        services.alerts.rules.update(PANEL, other.id, {"name": "root disk"})
 
 
 @pytest.mark.parametrize(
@@ -129,25 +129,25 @@ def test_invalid_rules_are_refused_with_a_reason(
 ) -> None:
     notifier(services)
     with pytest.raises(Invalid, match=reason.replace("(", r"\(").replace("[", r"\[")):
-        services.alerts.rules.create(None, {**BASE, **change})
+        services.alerts.rules.create(PANEL, {**BASE, **change})
     assert services.alerts.rules.list() == []
 
 
 def test_a_nodata_rule_ignores_op_and_threshold(services: Services) -> None:
     row = services.alerts.rules.create(
-        None, {"name": "gone", "kind": "nodata", "metric": "cpu.percent", "for_seconds": 60}
+        PANEL, {"name": "gone", "kind": "nodata", "metric": "cpu.percent", "for_seconds": 60}
     )
     assert row.kind == "nodata" and row.for_seconds == 60
 
 
 def test_an_update_is_validated_as_a_whole_and_audited_old_to_new(services: Services) -> None:
-    row = services.alerts.rules.create(None, {**BASE, "clear_threshold": 80})
+    row = services.alerts.rules.create(PANEL, {**BASE, "clear_threshold": 80})
     assert row.id is not None
     with pytest.raises(Invalid, match="clear_threshold must be at most"):
-        services.alerts.rules.update(None, row.id, {"threshold": 70})  # 80 would now be on the wrong side
+        services.alerts.rules.update(PANEL, row.id, {"threshold": 70})  # 80 would now be on the wrong side
     assert services.alerts.rules.get(row.id).threshold == 90
     updated = services.alerts.rules.update(
-        None, row.id, {"threshold": 70, "clear_threshold": None, "severity": "info"}
+        PANEL, row.id, {"threshold": 70, "clear_threshold": None, "severity": "info"}
     )
     assert (updated.threshold, updated.clear_threshold, updated.severity) == (70, None, "info")
     [event] = events(services, "alert.rule.update")
@@ -156,21 +156,21 @@ def test_an_update_is_validated_as_a_whole_and_audited_old_to_new(services: Serv
         "clear_threshold": {"old": 80.0, "new": None},
         "severity": {"old": "warning", "new": "info"},
     }
-    services.alerts.rules.update(None, row.id, {"severity": "info"})  # nothing changes: nothing recorded
+    services.alerts.rules.update(PANEL, row.id, {"severity": "info"})  # nothing changes: nothing recorded
     assert len(events(services, "alert.rule.update")) == 1
     with pytest.raises(NotFound):
-        services.alerts.rules.update(None, 999, {"threshold": 1})
+        services.alerts.rules.update(PANEL, 999, {"threshold": 1})
 
 
 def test_delete_is_audited(services: Services) -> None:
-    row = services.alerts.rules.create(None, BASE)
+    row = services.alerts.rules.create(PANEL, BASE)
     assert row.id is not None
-    services.alerts.rules.delete(None, row.id)
+    services.alerts.rules.delete(PANEL, row.id)
     assert services.alerts.rules.list() == [] and services.alerts.engine.rules() == []
     [event] = events(services, "alert.rule.delete")
     assert event.target_label == "root disk" and json.loads(event.details)["metric"] == BASE["metric"]
     with pytest.raises(NotFound):
-        services.alerts.rules.delete(None, row.id)
+        services.alerts.rules.delete(PANEL, row.id)
 
 
 def test_a_viewer_cannot_change_rules_and_the_refusal_is_audited(
@@ -197,7 +197,7 @@ def test_a_viewer_cannot_change_rules_and_the_refusal_is_audited(
 
 
 def test_a_disabled_rule_is_stored_but_not_compiled(services: Services) -> None:
-    services.alerts.rules.create(None, {**BASE, "enabled": False})
+    services.alerts.rules.create(PANEL, {**BASE, "enabled": False})
     assert len(services.alerts.rules.list()) == 1 and services.alerts.engine.rules() == []
 
 

@@ -16,6 +16,7 @@ from nox_ui.app import Services, build_services
 from nox_ui.config import Settings
 from nox_ui.metrics.sampler import Sample
 from nox_ui.models import Delivery
+from nox_ui.roles import PANEL
 from tests.receivers import HttpReceiver, SmtpReceiver, wait_until
 
 RULE = "CPU hot"
@@ -70,7 +71,7 @@ def wired(
     """Email through the runtime SMTP settings to aiosmtpd, a webhook to the receiver, one rule using both:
     cpu.percent > 90 for 10 s, clearing only below 80."""
     services.settings.update(
-        None,
+        PANEL,
         {
             "smtp_host": smtp_server.host,
             "smtp_port": smtp_server.port,
@@ -80,10 +81,10 @@ def wired(
         },
     )
     queue = fast_queue(services)
-    email = services.notifiers.create(None, "ops mail", "email", {"to": ["ops@example.org"]})
-    hook = services.notifiers.create(None, "ops hook", "webhook", {"url": http_receiver.url("/hook")})
+    email = services.notifiers.create(PANEL, "ops mail", "email", {"to": ["ops@example.org"]})
+    hook = services.notifiers.create(PANEL, "ops hook", "webhook", {"url": http_receiver.url("/hook")})
     services.alerts.rules.create(
-        None,
+        PANEL,
         {
             "name": RULE,
             "metric": "cpu.percent",
@@ -176,7 +177,7 @@ def test_a_value_flapping_faster_than_for_seconds_sends_nothing(
 
 def test_a_silenced_alert_fires_but_notifies_nobody(services: Services, wired: dict[str, Any]) -> None:
     smtp, http = wired["smtp"], wired["http"]
-    services.alerts.silences.create(None, {"alertname": RULE}, "planned maintenance", duration_seconds=3600)
+    services.alerts.silences.create(PANEL, {"alertname": RULE}, "planned maintenance", duration_seconds=3600)
     now = feed(services, time.time(), [99.0] * 12)
     firing = services.alerts.queries.alerts("firing")
     assert len(firing) == 1 and firing[0].silenced

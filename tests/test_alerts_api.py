@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from nox_ui.app import Services
 from nox_ui.metrics.sampler import Sample
 from nox_ui.models import AuditEvent, Notifier
+from nox_ui.roles import PANEL
 from tests.conftest import OPERATOR_PASSWORD, VIEWER_PASSWORD, bearer
 from tests.test_alert_engine import Recorder
 
@@ -336,8 +337,8 @@ def test_a_rule_whose_notifier_was_deleted_can_still_be_disabled(api: TestClient
 def test_notifiers_and_delivery_logs_are_for_operators_not_viewers(
     api: TestClient, accounts: Services, operator: dict[str, str], viewer: dict[str, str]
 ) -> None:
-    hook = accounts.notifiers.create(None, "pager", "webhook", {"url": "https://hooks.example.org/x"})
-    queued = accounts.notifiers.send_test(None, hook.id)  # a row in the delivery log (never sent here)
+    hook = accounts.notifiers.create(PANEL, "pager", "webhook", {"url": "https://hooks.example.org/x"})
+    queued = accounts.notifiers.send_test(PANEL, hook.id)  # a row in the delivery log (never sent here)
     reads = [
         "/api/v1/notifiers",
         f"/api/v1/notifiers/{hook.id}",
@@ -380,7 +381,7 @@ def test_an_internal_notifier_target_is_422_naming_the_setting_until_an_admin_al
     )
     assert moved.status_code == 422 and "localhost is a loopback name" in moved.json()["detail"]
 
-    accounts.settings.update(None, {"notify_allowed_hosts": "10.0.0.0/8, localhost"})
+    accounts.settings.update(PANEL, {"notify_allowed_hosts": "10.0.0.0/8, localhost"})
     assert api.post("/api/v1/notifiers", json=apprise, headers=operator).status_code == 201
     moved = api.patch(
         f"/api/v1/notifiers/{hook['id']}",

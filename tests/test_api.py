@@ -7,6 +7,7 @@ from datetime import timedelta
 from fastapi.testclient import TestClient
 
 from nox_ui.app import Services
+from nox_ui.roles import PANEL
 from tests.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, bearer
 
 
@@ -25,7 +26,7 @@ def test_token_flow_gives_a_bearer_token_that_opens_me(api: TestClient) -> None:
 def test_wrong_password_unknown_user_and_disabled_user_get_the_same_401(
     api: TestClient, accounts: Services
 ) -> None:
-    accounts.users.set_disabled("olga", True)
+    accounts.users.set_disabled(PANEL, "olga", True)
     answers = [
         api.post("/api/v1/auth/token", json={"username": "admin", "password": "wrong password"}),
         api.post("/api/v1/auth/token", json={"username": "ghost", "password": "wrong password"}),
@@ -54,7 +55,7 @@ def test_expired_and_revoked_tokens_are_refused(api: TestClient, accounts: Servi
     headers = {"Authorization": f"Bearer {live.token}"}
     assert api.get("/api/v1/me", headers=headers).status_code == 200
     assert live.record.id is not None
-    accounts.auth.revoke_token(live.record.id)
+    accounts.auth.revoke_token(PANEL, live.record.id)
     assert api.get("/api/v1/me", headers=headers).status_code == 401
 
 
@@ -87,9 +88,9 @@ def test_admin_lists_users(api: TestClient) -> None:
 
 def test_disabling_a_user_ends_their_tokens(api: TestClient, accounts: Services) -> None:
     headers = bearer(api, "victor", VIEWER_PASSWORD)
-    accounts.users.set_disabled("victor", True)
+    accounts.users.set_disabled(PANEL, "victor", True)
     assert api.get("/api/v1/me", headers=headers).status_code == 401
-    accounts.users.set_disabled("victor", False)
+    accounts.users.set_disabled(PANEL, "victor", False)
     assert api.get("/api/v1/me", headers=headers).status_code == 401  # revoked, not just paused
 
 

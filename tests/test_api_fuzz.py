@@ -28,6 +28,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from nox_ui.app import Services
+from nox_ui.roles import PANEL
 from tests.conftest import ADMIN_PASSWORD, bearer
 
 EXAMPLES = 10  # random requests per operation and kind (valid, invalid), besides the boundary cases
@@ -85,7 +86,7 @@ class Fuzz:
         finally:
             if label in SETTINGS_WRITES:
                 # a random valid setting (a 1/hour API limit, ...) would starve the operations after it
-                self.services.settings.import_(None, self.settings_baseline)
+                self.services.settings.import_(PANEL, self.settings_baseline)
 
     def boundaries(self, schema: Any, operation: Any) -> str | None:
         """schemathesis's coverage cases: each declared limit and just past it, wrong types, missing
@@ -150,7 +151,7 @@ async def test_fuzzing_every_operation_finds_no_server_error_and_no_answer_off_t
     app_user: User, accounts: Services
 ) -> None:
     # Lifted, or nearly every request after the first few hundred would be a (valid) 429.
-    accounts.settings.update(None, {"api_rate_limit": "100000/second"})
+    accounts.settings.update(PANEL, {"api_rate_limit": "100000/second"})
     response = await app_user.http_client.post(
         "/api/v1/auth/token", json={"username": "admin", "password": ADMIN_PASSWORD}
     )
@@ -183,7 +184,7 @@ ONCE_SERVER_ERRORS = [
 
 
 def test_the_requests_that_were_server_errors_are_422(api: TestClient, accounts: Services) -> None:
-    accounts.alerts.rules.create(None, {"name": "cpu", "metric": "cpu.percent", "threshold": 90})
+    accounts.alerts.rules.create(PANEL, {"name": "cpu", "metric": "cpu.percent", "threshold": 90})
     # a stored series, so a history query reaches the database, where the step overflowed
     accounts.metrics.history.write([(int(time.time()) // 60 * 60 - 120, {"cpu.percent": (1.0, 1.0, 1.0)})])
     headers = bearer(api, "admin", ADMIN_PASSWORD)

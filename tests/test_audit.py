@@ -20,7 +20,7 @@ from nox_ui.cli import main
 from nox_ui.config import Settings
 from nox_ui.errors import Forbidden, Unauthenticated
 from nox_ui.models import AuditEvent, User
-from nox_ui.roles import Principal, Role
+from nox_ui.roles import PANEL, Principal, Role
 from nox_ui.server import prepare
 from nox_ui.services.audit import GENESIS, REDACTED, chain_hash
 from tests.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD, bearer
@@ -66,7 +66,7 @@ def test_user_creation_by_the_local_operator_is_a_system_event(accounts: Service
 
 
 def test_user_created_by_an_admin_names_the_admin(accounts: Services) -> None:
-    accounts.users.create("nina", "a long enough password", "viewer", actor=ADMIN, ip="192.0.2.8")
+    accounts.users.create(ADMIN, "nina", "a long enough password", "viewer", ip="192.0.2.8")
     event = last(accounts, "user.create")
     assert (event.actor_name, event.actor_role, event.source_ip, event.target_label) == (
         "admin",
@@ -122,7 +122,7 @@ def test_sign_out_and_token_create_and_revoke(accounts: Services) -> None:
     assert issued.token not in created.details
     assert json.loads(created.details)["scopes"] == ["read"]
 
-    accounts.auth.revoke_token(issued.record.id or 0, actor=ADMIN)
+    accounts.auth.revoke_token(ADMIN, issued.record.id or 0)
     revoked = last(accounts, "auth.token.revoke")
     assert (revoked.actor_name, revoked.target_id, revoked.outcome) == (
         "admin",
@@ -134,7 +134,7 @@ def test_sign_out_and_token_create_and_revoke(accounts: Services) -> None:
 def test_password_change_and_disable_record_the_sessions_they_end(accounts: Services) -> None:
     victor = accounts.auth.check_password("victor", VIEWER_PASSWORD)
     accounts.auth.start_session(victor.id or 0)
-    accounts.users.set_password("victor", "another good password", actor=ADMIN)
+    accounts.users.set_password(ADMIN, "victor", "another good password")
     changed = last(accounts, "user.password")
     assert (changed.actor_name, changed.target_label, changed.outcome) == ("admin", "victor", "success")
     assert "another good password" not in changed.details
@@ -142,17 +142,17 @@ def test_password_change_and_disable_record_the_sessions_they_end(accounts: Serv
     assert json.loads(ended.details) == {"reason": "password changed", "sessions": 1, "api_keys_revoked": 0}
 
     accounts.auth.start_session(victor.id or 0)
-    accounts.users.set_disabled("victor", True)
+    accounts.users.set_disabled(PANEL, "victor", True)
     disabled = last(accounts, "user.disable")
     assert (disabled.actor_name, disabled.target_label) == ("system", "victor")
     assert json.loads(last(accounts, "auth.session.end").details)["reason"] == "account disabled"
-    accounts.users.set_disabled("victor", False, actor=ADMIN)
+    accounts.users.set_disabled(ADMIN, "victor", False)
     assert json.loads(last(accounts, "user.update").details) == {"disabled": False}
 
 
 def test_a_refused_service_action_is_audited_as_denied(accounts: Services) -> None:
     with pytest.raises(Forbidden):
-        accounts.users.set_disabled("admin", True, actor=VIEWER)
+        accounts.users.set_disabled(VIEWER, "admin", True)
     denied = last(accounts, "access.denied")
     assert (denied.actor_name, denied.outcome, denied.target_label) == ("victor", "denied", "admin")
     assert accounts.users.get_by_username("admin").disabled is False
@@ -342,8 +342,8 @@ def cli_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("NOX_DATABASE_URL", raising=False)
     services = prepare(Settings(data_dir=data_dir))
     try:
-        services.users.create("admin", ADMIN_PASSWORD, "admin")
-        services.users.create("victor", VIEWER_PASSWORD, "viewer")
+        services.users.create(PANEL, "admin", ADMIN_PASSWORD, "admin")
+        services.users.create(PANEL, "victor", VIEWER_PASSWORD, "viewer")
     finally:
         services.close()
     return data_dir

@@ -25,6 +25,7 @@ from nox_ui.app import Services
 from nox_ui.cli import main
 from nox_ui.config import Settings
 from nox_ui.models import AuditEvent
+from nox_ui.roles import CLI, PANEL
 from nox_ui.server import prepare
 from nox_ui.services import audit as audit_module
 from nox_ui.services import audit_head
@@ -357,7 +358,7 @@ def test_an_empty_log_without_a_head_verifies(services: Services) -> None:
 
 def test_reanchor_replaces_a_missing_head_and_says_so_in_the_log(log: Services) -> None:
     head_path(log).unlink()
-    anchored = log.audit.reanchor(reason="head lost with the old disk")
+    anchored = log.audit.reanchor(CLI, reason="head lost with the old disk")
     assert (anchored.last_id, anchored.count) == (6, 6)
     assert log.audit.verify().ok
     event = log.audit.query(action=ANCHOR_ACTION).events[0]
@@ -388,7 +389,7 @@ def test_an_install_from_before_the_head_is_anchored_at_start(log: Services, err
 
 
 def test_archive_then_verify_is_ok_and_the_head_follows(log: Services) -> None:
-    done = log.audit.archive(FUTURE, log.config.data_dir / "backups")
+    done = log.audit.archive(PANEL, FUTURE, log.config.data_dir / "backups")
     assert done.count == 6
     head = head_json(log)
     assert (head["last_id"], head["count"], head["archive"]) == (7, 1, None)
@@ -411,7 +412,7 @@ def test_a_crash_between_an_archive_commit_and_the_head_update_is_no_alarm(
     for n in range(4):
         log.audit.record_now(actor=None, action="test.new", outcome="success", target_id=n)
     monkeypatch.setattr(AuditService, "_advance_logged", lambda self: None)
-    done = log.audit.archive(before, log.config.data_dir / "backups")
+    done = log.audit.archive(PANEL, before, log.config.data_dir / "backups")
     assert done.count == (3 if before.year == 2000 else 7)
     pending = head_json(log)["archive"]
     assert isinstance(pending, dict) and pending["marker_id"] == 8
@@ -438,7 +439,7 @@ def test_an_archive_that_never_committed_leaves_no_trace(
     monkeypatch.setattr(AuditService, "_announce_archive", announce_then_die)
     monkeypatch.setattr(AuditService, "_withdraw_archive", lambda self, pending: None)
     with pytest.raises(Killed):
-        log.audit.archive(FUTURE, log.config.data_dir / "backups")
+        log.audit.archive(PANEL, FUTURE, log.config.data_dir / "backups")
     monkeypatch.undo()
     assert head_json(log)["archive"] is not None
     assert count_events(log) == 6 and log.audit.verify().ok
@@ -523,10 +524,10 @@ def cli_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("NOX_SECRET_KEY", raising=False)
     services = prepare(Settings(data_dir=data_dir))
     try:
-        services.users.create("admin", ADMIN_PASSWORD, "admin")
-        services.users.create("victor", VIEWER_PASSWORD, "viewer")
-        services.users.create("olga", VIEWER_PASSWORD, "viewer")
-        services.users.create("nina", VIEWER_PASSWORD, "viewer")
+        services.users.create(PANEL, "admin", ADMIN_PASSWORD, "admin")
+        services.users.create(PANEL, "victor", VIEWER_PASSWORD, "viewer")
+        services.users.create(PANEL, "olga", VIEWER_PASSWORD, "viewer")
+        services.users.create(PANEL, "nina", VIEWER_PASSWORD, "viewer")
     finally:
         services.close()
     return data_dir

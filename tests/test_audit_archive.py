@@ -23,7 +23,7 @@ from nox_ui.cli import main
 from nox_ui.config import Settings
 from nox_ui.errors import Forbidden
 from nox_ui.models import AuditEvent
-from nox_ui.roles import Principal, Role
+from nox_ui.roles import PANEL, Principal, Role
 from nox_ui.server import prepare
 from nox_ui.services import audit as audit_module
 from nox_ui.services.audit import (
@@ -101,7 +101,7 @@ def rows_of(path: Path) -> list[dict[str, object]]:
 
 def test_archive_moves_old_events_to_a_private_file_and_the_chain_still_verifies(log: Services) -> None:
     before = jsonl(log)
-    done = log.audit.archive(JAN + timedelta(days=14), backups(log))
+    done = log.audit.archive(PANEL, JAN + timedelta(days=14), backups(log))
     assert (done.count, done.through_id) == (3, 3)
     assert done.path is not None and done.path.parent == backups(log)
     assert done.path.name.startswith("audit-archive-1-3-") and done.path.suffix == ".jsonl"
@@ -143,14 +143,14 @@ def test_every_event_older_than_the_cutoff_goes_even_after_a_newer_one(log: Serv
     """The prefix ends at the newest old event, so "events before X are archived" holds."""
     clock.now = JAN + timedelta(days=2)  # a clock stepped back: event 6 is older than 4 and 5
     log.audit.record_now(actor=None, action="test.late", outcome="success")
-    done = log.audit.archive(JAN + timedelta(days=14), backups(log))
+    done = log.audit.archive(PANEL, JAN + timedelta(days=14), backups(log))
     assert (done.count, done.through_id) == (6, 6)
     assert ids(log) == [7]
     assert log.audit.verify().ok
 
 
 def test_a_checkpoint_left_alone_verifies_when_everything_else_was_archived(log: Services) -> None:
-    done = log.audit.archive(MAR, backups(log))
+    done = log.audit.archive(PANEL, MAR, backups(log))
     assert done.count == 5 and ids(log) == [6]
     assert log.audit.verify() == audit_module.VerifyResult(ok=True, checked=1, first_bad=None)
     log.audit.record_now(actor=None, action="test.after", outcome="success")
@@ -158,7 +158,7 @@ def test_a_checkpoint_left_alone_verifies_when_everything_else_was_archived(log:
 
 
 def test_nothing_to_archive_changes_nothing(log: Services) -> None:
-    assert log.audit.archive(JAN - timedelta(days=1), backups(log)).count == 0
+    assert log.audit.archive(PANEL, JAN - timedelta(days=1), backups(log)).count == 0
     assert list(backups(log).iterdir()) == []
     assert ids(log) == [1, 2, 3, 4, 5]
     assert log.audit.query(action=ARCHIVE_ACTION).total == 0
@@ -166,17 +166,17 @@ def test_nothing_to_archive_changes_nothing(log: Services) -> None:
 
 
 def test_a_naive_cutoff_is_utc(log: Services) -> None:
-    assert log.audit.archive(datetime(2026, 1, 15), backups(log)).count == 3
+    assert log.audit.archive(PANEL, datetime(2026, 1, 15), backups(log)).count == 3
 
 
 def test_two_archives_the_second_taking_the_first_checkpoint(log: Services, clock: Clock) -> None:
     clock.now = FEB + timedelta(days=9)
-    first = log.audit.archive(JAN + timedelta(days=14), backups(log))  # ids 1-3; checkpoint 6
+    first = log.audit.archive(PANEL, JAN + timedelta(days=14), backups(log))  # ids 1-3; checkpoint 6
     clock.now = MAR + timedelta(days=4)
     log.audit.record_now(actor=None, action="test.march", outcome="success")  # id 7
     assert log.audit.verify().ok
 
-    second = log.audit.archive(MAR, backups(log))  # ids 4-6, with the first checkpoint; checkpoint 8
+    second = log.audit.archive(PANEL, MAR, backups(log))  # ids 4-6, with the first checkpoint; checkpoint 8
     assert (second.count, second.through_id) == (3, 6)
     assert second.path is not None and first.path is not None
     assert second.path.name.startswith("audit-archive-4-6-")
@@ -196,7 +196,7 @@ def test_two_archives_the_second_taking_the_first_checkpoint(log: Services, cloc
 
     # A third archive takes the second checkpoint; the log and all three files still check out.
     clock.now = MAR + timedelta(days=20)
-    third = log.audit.archive(MAR + timedelta(days=10), backups(log))
+    third = log.audit.archive(PANEL, MAR + timedelta(days=10), backups(log))
     assert (third.count, third.through_id) == (2, 8)
     assert ids(log) == [9] and log.audit.verify().ok
     assert third.path is not None
@@ -215,7 +215,9 @@ def test_archiving_while_others_write_keeps_one_chain(services: Services) -> Non
         thread.start()
     archived = 0
     for _ in range(5):
-        archived += services.audit.archive(datetime.now(UTC) + timedelta(hours=1), backups(services)).count
+        archived += services.audit.archive(
+            PANEL, datetime.now(UTC) + timedelta(hours=1), backups(services)
+        ).count
     for thread in writers:
         thread.join()
     assert services.audit.verify().ok
@@ -236,7 +238,7 @@ def test_an_archive_during_verify_is_not_a_break(log: Services, monkeypatch: pyt
         for index, event in enumerate(original(self)):
             yield event
             if index == 1:
-                assert self.archive(FEB + timedelta(days=1), backups(log)).count == 5
+                assert self.archive(PANEL, FEB + timedelta(days=1), backups(log)).count == 5
 
     monkeypatch.setattr(AuditService, "_in_order", interleaved)
     assert log.audit.verify().ok
@@ -251,26 +253,26 @@ def test_deleting_leading_rows_without_an_archive_is_named(log: Services) -> Non
 
 
 def test_deleting_leading_rows_after_an_archive_is_named(log: Services) -> None:
-    log.audit.archive(JAN + timedelta(days=14), backups(log))
+    log.audit.archive(PANEL, JAN + timedelta(days=14), backups(log))
     sql(log, "DELETE FROM audit_events WHERE id = 4")
     assert log.audit.verify() == audit_module.VerifyResult(ok=False, checked=1, first_bad=5)
 
 
 def test_editing_a_row_after_an_archive_is_named(log: Services) -> None:
-    log.audit.archive(JAN + timedelta(days=14), backups(log))
+    log.audit.archive(PANEL, JAN + timedelta(days=14), backups(log))
     sql(log, "UPDATE audit_events SET details = '{\"forged\": true}' WHERE id = 5")
     assert log.audit.verify() == audit_module.VerifyResult(ok=False, checked=2, first_bad=5)
 
 
 def test_a_forged_checkpoint_is_not_a_voucher(log: Services) -> None:
-    log.audit.archive(JAN + timedelta(days=14), backups(log))
+    log.audit.archive(PANEL, JAN + timedelta(days=14), backups(log))
     sql(log, "UPDATE audit_events SET details = '{}' WHERE id = 6")
     assert log.audit.verify() == audit_module.VerifyResult(ok=False, checked=1, first_bad=4)
 
 
 def test_a_row_slipped_in_before_the_checkpointed_one_is_named(log: Services) -> None:
     """A checkpoint vouches only for the oldest row: a forged, self-consistent row put before it breaks."""
-    log.audit.archive(JAN + timedelta(days=14), backups(log))
+    log.audit.archive(PANEL, JAN + timedelta(days=14), backups(log))
     forged = AuditEvent(id=2, ts=JAN, action="user.create", outcome="success", prev_hash=GENESIS, hash="")
     forged.hash = chain_hash(forged)
     with log.db.session() as session:
@@ -280,7 +282,7 @@ def test_a_row_slipped_in_before_the_checkpointed_one_is_named(log: Services) ->
 
 
 def test_an_edited_archive_file_names_the_row(log: Services) -> None:
-    done = log.audit.archive(JAN + timedelta(days=14), backups(log))
+    done = log.audit.archive(PANEL, JAN + timedelta(days=14), backups(log))
     assert done.path is not None
     original = rows_of(done.path)
 
@@ -327,7 +329,7 @@ def test_a_directory_that_cannot_be_written_deletes_nothing(log: Services, tmp_p
     blocker.write_text("", encoding="utf-8")
     before = jsonl(log)
     with pytest.raises(ArchiveError, match="cannot write the audit archive"):
-        log.audit.archive(MAR, blocker / "backups")
+        log.audit.archive(PANEL, MAR, blocker / "backups")
     assert jsonl(log) == before
     assert log.audit.verify().ok
 
@@ -347,7 +349,7 @@ def test_a_failure_while_writing_deletes_nothing_and_leaves_no_file(
 
     monkeypatch.setattr(audit_module, "jsonl_line", failing)
     with pytest.raises(ArchiveError, match="No space left on device"):
-        log.audit.archive(MAR, backups(log))
+        log.audit.archive(PANEL, MAR, backups(log))
     monkeypatch.undo()
     assert list(backups(log).iterdir()) == []
     assert jsonl(log) == before
@@ -364,7 +366,7 @@ def test_a_failure_after_the_file_is_written_removes_it(
 
     monkeypatch.setattr(AuditService, "_link", staticmethod(broken))
     with pytest.raises(RuntimeError, match="database went away"):
-        log.audit.archive(MAR, backups(log))
+        log.audit.archive(PANEL, MAR, backups(log))
     monkeypatch.undo()
     assert list(backups(log).iterdir()) == []
     assert jsonl(log) == before
@@ -374,9 +376,9 @@ def test_a_failure_after_the_file_is_written_removes_it(
 def test_archiving_is_for_admins(log: Services) -> None:
     viewer = Principal(user_id=3, username="victor", role=Role.VIEWER)
     with pytest.raises(Forbidden):
-        log.audit.archive(MAR, backups(log), actor=viewer)
+        log.audit.archive(viewer, MAR, backups(log))
     assert ids(log) == [1, 2, 3, 4, 5]
-    done = log.audit.archive(MAR, backups(log), actor=ADMIN, ip="192.0.2.4")
+    done = log.audit.archive(ADMIN, MAR, backups(log), ip="192.0.2.4")
     checkpoint = log.audit.query(action=ARCHIVE_ACTION).events[0]
     assert done.count == 5
     assert (checkpoint.actor_name, checkpoint.actor_role, checkpoint.source_ip) == (
@@ -430,8 +432,8 @@ def cli_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("NOX_DATABASE_URL", raising=False)
     services = prepare(Settings(data_dir=data_dir))
     try:
-        services.users.create("admin", ADMIN_PASSWORD, "admin")
-        services.users.create("victor", VIEWER_PASSWORD, "viewer")
+        services.users.create(PANEL, "admin", ADMIN_PASSWORD, "admin")
+        services.users.create(PANEL, "victor", VIEWER_PASSWORD, "viewer")
     finally:
         services.close()
     return data_dir
@@ -498,7 +500,7 @@ async def test_the_audit_page_says_what_is_archived(app_user: User, accounts: Se
     await sign_in(app_user, "admin", ADMIN_PASSWORD)
     await app_user.open("/admin/audit")
     await app_user.should_not_see(marker="audit-archived")
-    done = accounts.audit.archive(datetime(2999, 1, 1, tzinfo=UTC), backups(accounts))
+    done = accounts.audit.archive(PANEL, datetime(2999, 1, 1, tzinfo=UTC), backups(accounts))
     assert done.path is not None
     await app_user.open("/admin/audit")
     await app_user.should_see(
@@ -512,7 +514,7 @@ async def test_the_audit_page_says_what_is_archived(app_user: User, accounts: Se
 def test_archive_files_are_private_even_with_a_loose_umask(log: Services) -> None:
     previous = os.umask(0)
     try:
-        done = log.audit.archive(MAR, backups(log))
+        done = log.audit.archive(PANEL, MAR, backups(log))
     finally:
         os.umask(previous)
     assert done.path is not None and stat.S_IMODE(done.path.stat().st_mode) == 0o600

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from nox_ui.app import Services
 from nox_ui.models import utcnow
+from nox_ui.roles import PANEL
 from nox_ui.services.audit import verify_archive
 from tests.receivers import wait_until
 
@@ -20,7 +21,7 @@ def test_retention_off_by_default_keeps_everything(accounts: Services) -> None:
 def test_retention_archives_events_older_than_the_setting_and_the_chain_verifies(accounts: Services) -> None:
     old_events = accounts.audit.query(limit=1).total
     assert old_events > 0  # the fixture's account creations
-    accounts.settings.update(None, {"audit_retention_days": 30})
+    accounts.settings.update(PANEL, {"audit_retention_days": 30})
     # 31 days later, everything recorded so far (the settings change included) is old enough
     archived = accounts.audit_retention.run_once(utcnow() + timedelta(days=31))
     assert archived is not None and archived.count == old_events + 1
@@ -45,13 +46,13 @@ def test_alert_history_retention_deletes_old_resolved_alerts_with_their_deliveri
     from nox_ui.metrics.sampler import Sample
     from nox_ui.models import Delivery
 
-    accounts.settings.update(None, {"notify_allowed_hosts": "127.0.0.1"})  # the outbound guard allows it
-    hook = accounts.notifiers.create(None, "hook", "webhook", {"url": "http://127.0.0.1:9/hook"})
+    accounts.settings.update(PANEL, {"notify_allowed_hosts": "127.0.0.1"})  # the outbound guard allows it
+    hook = accounts.notifiers.create(PANEL, "hook", "webhook", {"url": "http://127.0.0.1:9/hook"})
     accounts.alerts.rules.create(
-        None,
+        PANEL,
         {"name": "Busy", "metric": "cpu.percent", "op": ">", "threshold": 50, "notifiers": [hook.id]},
     )
-    accounts.alerts.rules.create(None, {"name": "Load", "metric": "load.1", "op": ">", "threshold": 1})
+    accounts.alerts.rules.create(PANEL, {"name": "Load", "metric": "load.1", "op": ">", "threshold": 1})
     now = time.time()
     engine = accounts.alerts.engine
     engine.evaluate(Sample(ts=now, values={"cpu.percent": 90.0, "load.1": 5.0}, duration=0))
@@ -74,7 +75,7 @@ def test_alert_history_retention_deletes_old_resolved_alerts_with_their_deliveri
     assert accounts.alerts.queries.alerts("resolved") == []
     assert [a.rule_name for a in accounts.alerts.queries.alerts("firing")] == ["Load"]  # firing episodes stay
     assert deliveries() == 0  # the resolved alert's delivery log went with it
-    accounts.settings.update(None, {"alert_history_days": 0})
+    accounts.settings.update(PANEL, {"alert_history_days": 0})
     assert accounts.alert_retention.run_once(utcnow() + timedelta(days=3650)) is None
 
 

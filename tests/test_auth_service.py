@@ -10,7 +10,7 @@ from sqlmodel import select
 from nox_ui.app import Services
 from nox_ui.errors import Conflict, Forbidden, Invalid, RateLimited, Unauthenticated
 from nox_ui.models import LoginSession, User
-from nox_ui.roles import Role, authorize
+from nox_ui.roles import PANEL, Role, authorize
 from nox_ui.services.auth import LOGIN_FAILED, hash_secret
 from tests.conftest import ADMIN_PASSWORD, VIEWER_PASSWORD
 
@@ -29,7 +29,7 @@ def test_password_is_stored_as_argon2id(accounts: Services) -> None:
 
 def test_usernames_are_case_insensitively_unique(accounts: Services) -> None:
     with pytest.raises(Conflict, match="already exists"):
-        accounts.users.create("Admin", "another long password", "viewer")
+        accounts.users.create(PANEL, "Admin", "another long password", "viewer")
     assert accounts.auth.check_password("ADMIN", ADMIN_PASSWORD).username == "admin"
 
 
@@ -48,12 +48,12 @@ def test_invalid_accounts_are_refused_and_nothing_is_stored(
     services: Services, username: str, password: str, role: str, message: str
 ) -> None:
     with pytest.raises(Invalid, match=message):
-        services.users.create(username, password, role)
+        services.users.create(PANEL, username, password, role)
     assert services.users.count() == 0
 
 
 def test_every_refusal_has_the_same_message(accounts: Services) -> None:
-    accounts.users.set_disabled("victor", True)
+    accounts.users.set_disabled(PANEL, "victor", True)
     messages = set()
     for username, password in (
         ("admin", "wrong"),
@@ -97,10 +97,10 @@ def test_disable_and_password_change_end_every_session(accounts: Services) -> No
     accounts.users.on_sessions_ended(ended.append)
     viewer = _sign_in(accounts, "victor", VIEWER_PASSWORD)
     admin = _sign_in(accounts, "admin", ADMIN_PASSWORD)
-    accounts.users.set_disabled("victor", True)
+    accounts.users.set_disabled(PANEL, "victor", True)
     assert accounts.auth.resolve_session(viewer) is None
     assert accounts.auth.resolve_session(admin) is not None
-    accounts.users.set_password("admin", "the next admin password")
+    accounts.users.set_password(PANEL, "admin", "the next admin password")
     assert accounts.auth.resolve_session(admin) is None
     victor_id = accounts.users.get_by_username("victor").id
     admin_id = accounts.users.get_by_username("admin").id
@@ -191,7 +191,7 @@ def test_role_ladder() -> None:
 def test_only_admins_create_users_through_a_principal(accounts: Services) -> None:
     victor = accounts.auth.resolve_session(_sign_in(accounts, "victor", VIEWER_PASSWORD))
     with pytest.raises(Forbidden):
-        accounts.users.create("sneaky", "a long enough password", "admin", actor=victor)
+        accounts.users.create(victor, "sneaky", "a long enough password", "admin")
     with accounts.db.session() as session:
         assert session.exec(select(User).where(User.username_key == "sneaky")).first() is None
 

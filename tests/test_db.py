@@ -44,7 +44,7 @@ def test_acknowledged_write_survives_kill_9(tmp_path: Path) -> None:
         from nox_ui.config import Settings
         from nox_ui.server import prepare
         services = prepare(Settings(data_dir={str(tmp_path)!r}))
-        services.users.create("survivor", "a long enough password", "viewer")
+        services.users.create(PANEL, "survivor", "a long enough password", "viewer")
         print("acknowledged", flush=True)
         os.kill(os.getpid(), signal.SIGKILL)
         """

@@ -17,6 +17,7 @@ import pytest
 
 from nox_ui.alerts.notify import DeliveryQueue, DeliveryView
 from nox_ui.app import Services
+from nox_ui.roles import PANEL
 from nox_ui.runtime_settings import RuntimeSettings
 from tests.receivers import (
     LOOPBACK,
@@ -92,7 +93,7 @@ def smtps_port() -> int:
 
 def send_one(services: Services, notifier_id: int) -> DeliveryView:
     """Send a test message (one attempt) and wait for its outcome."""
-    return services.notifiers.wait_for_delivery(services.notifiers.send_test(None, notifier_id).id, 30)
+    return services.notifiers.wait_for_delivery(services.notifiers.send_test(PANEL, notifier_id).id, 30)
 
 
 def email_notifier(services: Services) -> int:
@@ -161,7 +162,7 @@ def test_an_smtp_server_that_never_greets_times_out_with_a_readable_error(
 ) -> None:
     with Hanger() as hang:
         services.settings.update(
-            None, {"smtp_host": LOOPBACK, "smtp_port": hang.port, "smtp_from": "nox@example.org"}
+            PANEL, {"smtp_host": LOOPBACK, "smtp_port": hang.port, "smtp_from": "nox@example.org"}
         )
         result = send_one(services, email_notifier(services))
         assert hang.connections == 1
@@ -200,7 +201,7 @@ def test_a_hanging_webhook_times_out_with_a_readable_error_and_the_queue_goes_on
     with Hanger() as hang:
         hung = webhook(services, hang.url("/hook"), name="hung")
         good = webhook(services, http_receiver.url("/hook"), name="good")
-        hung_test = services.notifiers.send_test(None, hung.id)
+        hung_test = services.notifiers.send_test(PANEL, hung.id)
         wait_until(lambda: hang.connections == 1)  # the hung send is in progress
         # the queue goes on while it hangs: an alert to the working receiver is delivered
         services.notifiers.dispatch(message_for(services, make_alert(services)), [good.id])

@@ -12,6 +12,7 @@ from starlette.types import Receive, Scope, Send
 
 from nox_ui.app import Services
 from nox_ui.http_guard import guard_http
+from nox_ui.roles import PANEL
 
 MIB = 1024 * 1024
 
@@ -49,7 +50,7 @@ async def test_a_chunked_body_is_cut_off_once_it_passes_the_limit(app_user: User
 
 
 async def test_the_limit_follows_the_runtime_setting(app_user: User, accounts: Services) -> None:
-    accounts.settings.update(None, {"max_request_kib": 16})
+    accounts.settings.update(PANEL, {"max_request_kib": 16})
     response = await app_user.http_client.post(
         "/api/v1/auth/token", json={"username": "admin", "password": "y" * (20 * 1024)}
     )

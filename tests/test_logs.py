@@ -12,6 +12,7 @@ from loguru import logger
 from nox_ui.app import Services
 from nox_ui.errors import Unauthenticated
 from nox_ui.logs import configure_logging, redact
+from nox_ui.roles import PANEL
 from tests.conftest import ADMIN_PASSWORD
 
 
@@ -56,8 +57,8 @@ def test_sign_in_logs_carry_no_secrets(log_dir: Path, accounts: Services) -> Non
 
 
 def test_settings_and_password_changes_log_no_secret_values(log_dir: Path, accounts: Services) -> None:
-    accounts.settings.update(None, {"smtp_password": "mail-S3CRET-value", "smtp_host": "mail.example.org"})
-    accounts.users.set_password("olga", "fresh operator passphrase")
+    accounts.settings.update(PANEL, {"smtp_password": "mail-S3CRET-value", "smtp_host": "mail.example.org"})
+    accounts.users.set_password(PANEL, "olga", "fresh operator passphrase")
     text = _read(log_dir)
     assert "settings changed by system: smtp_host, smtp_password" in text
     for secret in ("mail-S3CRET-value", "fresh operator passphrase"):

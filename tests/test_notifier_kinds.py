@@ -15,6 +15,7 @@ from nox_ui.alerts.messages import AlertMessage
 from nox_ui.alerts.notify import DeliveryQueue
 from nox_ui.app import Services
 from nox_ui.errors import Invalid
+from nox_ui.roles import PANEL
 from tests.test_notify import SECRET, operator
 
 
@@ -123,7 +124,7 @@ def test_a_registered_kind_is_created_shown_sealed_and_sent_through(
     assert kinds.summary("ping", view.config) == "ops, True"
     # an edit that leaves the token out keeps it
     services.notifiers.update(operator(services), view.id, config={"room": "ops2"})
-    result = services.notifiers.wait_for_delivery(services.notifiers.send_test(None, view.id).id, 30)
+    result = services.notifiers.wait_for_delivery(services.notifiers.send_test(PANEL, view.id).id, 30)
     assert result.status == "sent", result.error
     assert Ping.inbox == [
         ({"room": "ops2", "token": "pl4gin-T0KEN", "loud": True}, "Test notification", "test")
@@ -136,5 +137,5 @@ def test_a_notifier_whose_kind_is_gone_is_listed_and_fails_to_send(
     view = services.notifiers.create(operator(services), "pinger", "ping", {"room": "ops"})
     kinds.unregister("ping")
     assert [n.kind for n in services.notifiers.list()] == ["ping"]
-    result = services.notifiers.wait_for_delivery(services.notifiers.send_test(None, view.id).id, 30)
+    result = services.notifiers.wait_for_delivery(services.notifiers.send_test(PANEL, view.id).id, 30)
     assert result.status == "failed" and result.last_error == "unknown notifier kind 'ping'"

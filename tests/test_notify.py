@@ -32,7 +32,7 @@ from nox_ui.crypto import SecretBox, SecretUnreadable
 from nox_ui.errors import Conflict, Forbidden, Invalid, NotFound
 from nox_ui.models import Alert, AlertRule, AuditEvent, Delivery, Notifier
 from nox_ui.outbound import OutboundGuard
-from nox_ui.roles import Principal, Role
+from nox_ui.roles import PANEL, Principal, Role
 from tests.conftest import ADMIN_PASSWORD, OPERATOR_PASSWORD, VIEWER_PASSWORD, bearer
 from tests.receivers import LOOPBACK, HttpReceiver, SmtpReceiver, wait_until
 from tests.test_outbound import Redirector, TestResolver
@@ -49,7 +49,7 @@ MAX_ATTEMPTS = 4
 
 def allow_loopback(services: Services) -> None:
     """What an admin does to let notifiers reach the receivers on 127.0.0.1."""
-    services.settings.update(None, {"notify_allowed_hosts": "127.0.0.1"})
+    services.settings.update(PANEL, {"notify_allowed_hosts": "127.0.0.1"})
 
 
 @pytest.fixture
@@ -167,7 +167,7 @@ def audit_events(services: Services, prefix: str = "notifier.") -> list[AuditEve
 
 def use_smtp(services: Services, smtp: SmtpReceiver, **extra: Any) -> None:
     services.settings.update(
-        None,
+        PANEL,
         {
             "smtp_host": smtp.host,
             "smtp_port": smtp.port,
@@ -249,7 +249,7 @@ def test_email_logs_in_when_a_user_name_is_set_and_a_wrong_password_never_shows(
         assert "wrong-mail-pass" not in failed.error
         assert smtp.messages == []
 
-        services.settings.update(None, {"smtp_password": "right-mail-pass"})
+        services.settings.update(PANEL, {"smtp_password": "right-mail-pass"})
         services.notifiers.dispatch(message_for(services, alert), [mail.id])
         sent = settled(services, 2)[1]
         assert sent.status == "sent"
@@ -344,7 +344,7 @@ def test_an_apprise_failure_lands_in_the_delivery_log_without_the_url(
 ) -> None:
     url = f"json://127.0.0.1:{closed_port}/apprise/{APPRISE_TOKEN}"
     notifier = services.notifiers.create(operator(services), "apprise", "apprise", {"urls": [url]})
-    result = services.notifiers.wait_for_delivery(services.notifiers.send_test(None, notifier.id).id, 10)
+    result = services.notifiers.wait_for_delivery(services.notifiers.send_test(PANEL, notifier.id).id, 10)
     assert result.status == "failed"
     assert "Connection error" in result.error
     assert APPRISE_TOKEN not in result.error
@@ -599,7 +599,7 @@ def test_an_update_to_an_internal_address_is_refused_and_a_rename_of_an_allowed_
     assert services.notifiers.get(hook.id).config["url"] == "https://hooks.example.org/in"
     allow_loopback(services)
     inside = webhook(services, "http://127.0.0.1:9/in", name="inside")
-    services.settings.update(None, {"notify_allowed_hosts": ""})
+    services.settings.update(PANEL, {"notify_allowed_hosts": ""})
     # what is stored stays usable for edits that do not touch the target (sending is refused instead)
     assert services.notifiers.update(OPERATOR, inside.id, name="renamed").name == "renamed"
 
@@ -609,7 +609,7 @@ def test_a_target_no_longer_allowed_is_refused_at_send_time_without_a_connection
     services: Services, queue: DeliveryQueue, http_receiver: HttpReceiver, host: str
 ) -> None:
     hook = webhook(services, f"http://{host}:{http_receiver.port}/hook")  # allowed: 127.0.0.1 is listed
-    services.settings.update(None, {"notify_allowed_hosts": ""})
+    services.settings.update(PANEL, {"notify_allowed_hosts": ""})
 
     services.notifiers.dispatch(message_for(services, make_alert(services)), [hook.id])
 
@@ -628,7 +628,7 @@ def test_a_host_name_resolving_to_loopback_is_refused_at_send_time(
     queue = start_queue(services, guard_with(services, {"hooks.internal.test": [["127.0.0.1"]]}))
     try:
         hook = webhook(services, f"http://hooks.internal.test:{http_receiver.port}/hook")  # a name: saved
-        refused = services.notifiers.wait_for_delivery(services.notifiers.send_test(None, hook.id).id, 10)
+        refused = services.notifiers.wait_for_delivery(services.notifiers.send_test(PANEL, hook.id).id, 10)
         assert (refused.status, refused.attempts) == ("failed", 1)
         assert refused.last_error == (
             "refused by the outbound guard: hooks.internal.test resolves to a loopback address; "
@@ -637,7 +637,7 @@ def test_a_host_name_resolving_to_loopback_is_refused_at_send_time(
         assert http_receiver.requests == []
 
         allow_loopback(services)  # takes effect at once, for the very next send
-        sent = services.notifiers.wait_for_delivery(services.notifiers.send_test(None, hook.id).id, 10)
+        sent = services.notifiers.wait_for_delivery(services.notifiers.send_test(PANEL, hook.id).id, 10)
         assert sent.status == "sent", sent.error
         [request] = http_receiver.requests
         assert request.header("Host") == f"hooks.internal.test:{http_receiver.port}"
@@ -650,7 +650,7 @@ def test_a_webhook_redirect_is_reported_not_followed(
 ) -> None:
     with Redirector(http_receiver.url("/elsewhere")) as redirector:
         hook = webhook(services, redirector.url("/hook"))
-        result = services.notifiers.wait_for_delivery(services.notifiers.send_test(None, hook.id).id, 10)
+        result = services.notifiers.wait_for_delivery(services.notifiers.send_test(PANEL, hook.id).id, 10)
     assert result.status == "failed"
     assert result.last_error == "HTTP 302 Found (redirects are not followed)"
     assert redirector.hits == 1 and http_receiver.requests == []
@@ -661,7 +661,7 @@ def test_the_delivery_log_keeps_a_status_or_an_error_class_never_what_the_target
 ) -> None:
     http_receiver.fail_next(1, status=500)  # answers {"error": "told to fail"}
     hook = webhook(services, http_receiver.url("/fails"))
-    failing = services.notifiers.wait_for_delivery(services.notifiers.send_test(None, hook.id).id, 10)
+    failing = services.notifiers.wait_for_delivery(services.notifiers.send_test(PANEL, hook.id).id, 10)
     assert failing.last_error == "HTTP 500 Internal Server Error"
 
     # A service that is not HTTP answers with its banner: the log names the protocol error, not the banner.
@@ -679,7 +679,7 @@ def test_the_delivery_log_keeps_a_status_or_an_error_class_never_what_the_target
 
         threading.Thread(target=answer_with_a_banner, daemon=True).start()
         ssh = webhook(services, f"http://127.0.0.1:{port}/", name="ssh")
-        banner = services.notifiers.wait_for_delivery(services.notifiers.send_test(None, ssh.id).id, 10)
+        banner = services.notifiers.wait_for_delivery(services.notifiers.send_test(PANEL, ssh.id).id, 10)
     assert banner.status == "failed"
     assert banner.last_error.startswith("RemoteProtocolError"), banner.last_error
     logged = "\n".join(d.error for d in services.notifiers.recent_deliveries())
@@ -718,19 +718,19 @@ def test_apprise_is_checked_before_sending_and_again_when_it_connects(
         bell = services.notifiers.create(OPERATOR, "bell", "apprise", {"urls": [url]})
 
         checked_first = services.notifiers.wait_for_delivery(
-            services.notifiers.send_test(None, bell.id).id, 10
+            services.notifiers.send_test(PANEL, bell.id).id, 10
         )
         assert (checked_first.status, checked_first.attempts) == ("failed", 1)
         assert checked_first.last_error.startswith(
             f"refused by the outbound guard: {name} resolves to a loopback address"
         )
-        rebound = services.notifiers.wait_for_delivery(services.notifiers.send_test(None, bell.id).id, 10)
+        rebound = services.notifiers.wait_for_delivery(services.notifiers.send_test(PANEL, bell.id).id, 10)
         assert rebound.status == "failed"
         assert rebound.last_error.startswith(f"refused by the outbound guard: {name} resolves to a loopback")
         assert http_receiver.requests == []
 
         allow_loopback(services)
-        sent = services.notifiers.wait_for_delivery(services.notifiers.send_test(None, bell.id).id, 10)
+        sent = services.notifiers.wait_for_delivery(services.notifiers.send_test(PANEL, bell.id).id, 10)
         assert sent.status == "sent", sent.error
         # apprise reached the receiver through the address the guard resolved (no real DNS knows the name)
         [request] = http_receiver.requests
@@ -789,7 +789,7 @@ def test_plain_text_secrets_from_before_still_work_and_are_encrypted_at_the_next
         "url": f"http://127.0.0.1:{http_receiver.port}/old",
         "secret_set": True,
     }
-    sent = services.notifiers.wait_for_delivery(services.notifiers.send_test(None, row.id).id, 10)
+    sent = services.notifiers.wait_for_delivery(services.notifiers.send_test(PANEL, row.id).id, 10)
     assert sent.status == "sent"
     body = http_receiver.requests[0].body
     assert http_receiver.requests[0].header("X-Nox-Signature") == signature(body, "legacy-secret-123")
@@ -798,7 +798,7 @@ def test_plain_text_secrets_from_before_still_work_and_are_encrypted_at_the_next
     with services.db.session() as session:
         stored = session.get(Notifier, row.id)
     assert stored is not None and "legacy-secret-123" not in stored.config
-    again = services.notifiers.wait_for_delivery(services.notifiers.send_test(None, row.id).id, 10)
+    again = services.notifiers.wait_for_delivery(services.notifiers.send_test(PANEL, row.id).id, 10)
     assert again.status == "sent"
     body = http_receiver.requests[1].body
     assert http_receiver.requests[1].header("X-Nox-Signature") == signature(body, "legacy-secret-123")
@@ -851,7 +851,7 @@ def test_a_secret_that_cannot_be_decrypted_fails_the_send_and_says_why(
     queue = start_queue(services)
     queue.secrets = SecretBox("not-this-panels-key")
     try:
-        result = services.notifiers.wait_for_delivery(services.notifiers.send_test(None, hook.id).id, 10)
+        result = services.notifiers.wait_for_delivery(services.notifiers.send_test(PANEL, hook.id).id, 10)
     finally:
         queue.stop()
     assert (result.status, result.attempts) == ("failed", 1)
@@ -1124,7 +1124,7 @@ def test_api_body_is_exactly_name_kind_config(api: TestClient, operator_headers:
 def test_api_viewers_get_403_on_every_write(
     api: TestClient, viewer_headers: dict[str, str], services: Services
 ) -> None:
-    mail = services.notifiers.create(None, "mail", "email", {"to": ["a@example.org"]})
+    mail = services.notifiers.create(PANEL, "mail", "email", {"to": ["a@example.org"]})
     body = {"name": "x", "kind": "email", "config": {"to": ["a@example.org"]}}
     assert api.post("/api/v1/notifiers", json=body, headers=viewer_headers).status_code == 403
     assert (
@@ -1173,7 +1173,7 @@ def test_api_test_reports_the_outcome_and_the_delivery_log_shows_it(
 def test_api_test_without_waiting_is_202_pending(
     api: TestClient, operator_headers: dict[str, str], services: Services
 ) -> None:
-    mail = services.notifiers.create(None, "mail", "email", {"to": ["a@example.org"]})
+    mail = services.notifiers.create(PANEL, "mail", "email", {"to": ["a@example.org"]})
     response = api.post(f"/api/v1/notifiers/{mail.id}/test?wait=0", headers=operator_headers)
     assert response.status_code == 202
     assert response.json()["status"] == "pending"

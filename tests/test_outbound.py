@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from nox_ui.app import Services
 from nox_ui.outbound import OutboundGuard, OutboundRefused, classify, parse_allowed_hosts
+from nox_ui.roles import PANEL
 from nox_ui.services.settings import InvalidSettings
 from tests.receivers import LOOPBACK, HttpReceiver
 
@@ -179,10 +180,10 @@ def test_the_setting_refuses_malformed_entries_with_a_readable_message(services:
         ("10.0.0", "'10.0.0' is not a host name"),
     ):
         with pytest.raises(InvalidSettings) as caught:
-            services.settings.update(None, {"notify_allowed_hosts": f"hooks.lan, {bad}"})
+            services.settings.update(PANEL, {"notify_allowed_hosts": f"hooks.lan, {bad}"})
         assert expected in caught.value.errors["notify_allowed_hosts"], bad
     assert services.settings.current.notify_allowed_hosts == ""
-    services.settings.update(None, {"notify_allowed_hosts": " hooks.lan,10.0.0.0/24 ,, [fd00::1] "})
+    services.settings.update(PANEL, {"notify_allowed_hosts": " hooks.lan,10.0.0.0/24 ,, [fd00::1] "})
     assert services.settings.current.notify_allowed_hosts == "hooks.lan, 10.0.0.0/24, [fd00::1]"
     parsed = parse_allowed_hosts(services.settings.current.notify_allowed_hosts)
     assert parsed.hosts == {"hooks.lan"} and len(parsed.networks) == 2

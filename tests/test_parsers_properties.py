@@ -27,6 +27,7 @@ from nox_ui.errors import Invalid
 from nox_ui.metrics.series import NAME_RE, parse_series, series_id
 from nox_ui.parsing import parse_time
 from nox_ui.rates import Rate, parse_rates
+from nox_ui.roles import PANEL
 from nox_ui.runtime_settings import RuntimeSettings
 from nox_ui.services.settings import EXPORT_FORMAT
 from tests.conftest import ADMIN_PASSWORD, bearer
@@ -163,7 +164,7 @@ def test_any_silence_is_created_or_invalid(services: Services, body: dict[str, A
         return
     try:
         row = services.alerts.silences.create(
-            None,
+            PANEL,
             silence.matchers,
             silence.comment,
             starts_at=silence.starts_at,
@@ -202,7 +203,7 @@ def test_any_settings_import_is_a_diff_or_invalid_and_changes_nothing_on_a_dry_r
 ) -> None:
     before = services.settings.public()
     try:
-        diff = services.settings.import_(None, document, dry_run=True)
+        diff = services.settings.import_(PANEL, document, dry_run=True)
     except Invalid as exc:
         assert exc.message
     else:
@@ -214,12 +215,12 @@ def test_any_settings_import_is_a_diff_or_invalid_and_changes_nothing_on_a_dry_r
 @given(changes=setting_values)
 def test_valid_settings_survive_an_export_and_an_import(services: Services, changes: dict[str, Any]) -> None:
     try:
-        services.settings.update(None, changes)
+        services.settings.update(PANEL, changes)
     except Invalid:
         return
     exported = json.loads(json.dumps(services.settings.export()))
     assert exported["format"] == EXPORT_FORMAT
-    assert services.settings.import_(None, exported, dry_run=True) == []
+    assert services.settings.import_(PANEL, exported, dry_run=True) == []
 
 
 @PROPERTY
@@ -340,7 +341,7 @@ history_params = st.fixed_dictionaries(
 
 @pytest.fixture
 def fast_api(api: TestClient, accounts: Services) -> tuple[TestClient, dict[str, str]]:
-    accounts.settings.update(None, {"api_rate_limit": "100000/second"})
+    accounts.settings.update(PANEL, {"api_rate_limit": "100000/second"})
     return api, bearer(api, "admin", ADMIN_PASSWORD)
 
 

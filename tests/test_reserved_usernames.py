@@ -14,6 +14,7 @@ from nox_ui.app import Services
 from nox_ui.cli import main
 from nox_ui.config import Settings
 from nox_ui.errors import Invalid
+from nox_ui.roles import PANEL
 from nox_ui.server import prepare
 from nox_ui.services.users import RESERVED_USERNAMES
 from tests.conftest import ADMIN_PASSWORD, bearer
@@ -26,7 +27,7 @@ SPELLINGS = ["system", "System", "SYSTEM", " system ", "root", "ROOT", "nox", "n
 @pytest.mark.parametrize("name", SPELLINGS)
 def test_the_service_refuses_a_reserved_name_in_any_case(accounts: Services, name: str) -> None:
     with pytest.raises(Invalid) as refused:
-        accounts.users.create(name, PASSWORD, "viewer")
+        accounts.users.create(PANEL, name, PASSWORD, "viewer")
     assert refused.value.message == (
         f"the username {name.strip()!r} is reserved: it would read as the system, not a person, "
         "in the audit log; choose another"
@@ -37,7 +38,7 @@ def test_the_service_refuses_a_reserved_name_in_any_case(accounts: Services, nam
 def test_admin_and_names_that_merely_contain_a_reserved_word_are_fine(services: Services) -> None:
     assert "admin" not in RESERVED_USERNAMES
     for name in ("admin", "systemd-fan", "rooted", "nox2", "cli-ent"):
-        assert services.users.create(name, PASSWORD, "viewer").username == name
+        assert services.users.create(PANEL, name, PASSWORD, "viewer").username == name
 
 
 def test_first_run_setup_refuses_a_reserved_name(services: Services) -> None:

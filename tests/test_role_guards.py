@@ -23,7 +23,7 @@ from nox_ui.app import Services
 from nox_ui.components.frame import NAV_ITEMS
 from nox_ui.errors import Forbidden
 from nox_ui.models import AuditEvent
-from nox_ui.roles import Principal, Role
+from nox_ui.roles import PANEL, Principal, Role
 from nox_ui.web import machine_router
 from tests.conftest import ADMIN_PASSWORD, OPERATOR_PASSWORD, VIEWER_PASSWORD, bearer, sign_in
 
@@ -98,9 +98,7 @@ def admin_actions(services: Services) -> dict[str, Callable[[], Any]]:
     assert olga.id is not None and victor.id is not None
     viewer = Principal(user_id=victor.id, username="victor", role=Role.VIEWER)
     return {
-        "create user": lambda: services.users.create(
-            "nina", "a long enough password", Role.OPERATOR, actor=viewer
-        ),
+        "create user": lambda: services.users.create(viewer, "nina", "a long enough password", Role.OPERATOR),
         "change role": lambda: services.users.update(viewer, olga.id or 0, role=Role.ADMIN),
         "disable": lambda: services.users.update(viewer, olga.id or 0, disabled=True),
         "reset password": lambda: services.users.update(
@@ -231,7 +229,7 @@ def write_routes(services: Services) -> list[tuple[str, str, Role | None]]:
 
 
 def test_every_write_route_lets_in_only_the_roles_it_declares(api: TestClient, accounts: Services) -> None:
-    accounts.settings.update(None, {"api_rate_limit": "100000/second"})
+    accounts.settings.update(PANEL, {"api_rate_limit": "100000/second"})
     headers: dict[str, dict[str, str]] = {"anonymous": {}} | {
         name: bearer(api, name, password) for name, password in PASSWORDS.items()
     }

@@ -14,6 +14,7 @@ from nox_ui.app import Services
 from nox_ui.cli import main
 from nox_ui.config import NEXT_SECRET_KEY_FILE, SECRET_KEY_FILE, Settings
 from nox_ui.crypto import SecretBox, SecretUnreadable
+from nox_ui.roles import PANEL
 from nox_ui.server import prepare
 
 SMTP_PASSWORD = "smtp-Pa55word-that-must-not-leak"
@@ -37,7 +38,7 @@ def file_settings(tmp_path: Path) -> Settings:
 
 
 def test_the_smtp_password_is_encrypted_in_the_database_file(services: Services) -> None:
-    services.settings.update(None, {"smtp_password": SMTP_PASSWORD})
+    services.settings.update(PANEL, {"smtp_password": SMTP_PASSWORD})
     assert services.settings.current.smtp_password == SMTP_PASSWORD
     assert SMTP_PASSWORD.encode() not in raw_bytes(services.config.data_dir)
     assert stored_value(services.config.data_dir, "smtp_password").startswith("enc:v1:")
@@ -50,7 +51,7 @@ def test_the_smtp_password_is_encrypted_in_the_database_file(services: Services)
 
 
 def test_a_database_copied_to_another_panel_reveals_no_secret(services: Services) -> None:
-    services.settings.update(None, {"smtp_password": SMTP_PASSWORD})
+    services.settings.update(PANEL, {"smtp_password": SMTP_PASSWORD})
     stored = stored_value(services.config.data_dir, "smtp_password")
     with pytest.raises(SecretUnreadable):
         SecretBox("another installation's key").decrypt(stored)
@@ -63,9 +64,9 @@ def test_rotation_moves_every_secret_to_a_new_key(
     settings = file_settings(tmp_path)
     services = prepare(settings)
     old_key = services.secrets.secret_key
-    services.settings.update(None, {"smtp_password": SMTP_PASSWORD})
+    services.settings.update(PANEL, {"smtp_password": SMTP_PASSWORD})
     services.notifiers.create(
-        None, "hooks", "webhook", {"url": "https://hooks.example.org/nox", "secret": WEBHOOK_SECRET}
+        PANEL, "hooks", "webhook", {"url": "https://hooks.example.org/nox", "secret": WEBHOOK_SECRET}
     )
     services.close()
 
@@ -104,7 +105,7 @@ def test_a_rotation_stopped_half_way_leaves_every_secret_readable(
     monkeypatch.delenv("NOX_SECRET_KEY", raising=False)
     settings = file_settings(tmp_path)
     services = prepare(settings)
-    services.settings.update(None, {"smtp_password": SMTP_PASSWORD})
+    services.settings.update(PANEL, {"smtp_password": SMTP_PASSWORD})
     next_key = "the key a rotation was moving to"
     (settings.data_dir / NEXT_SECRET_KEY_FILE).write_text(next_key + "\n")
     box = SecretBox(next_key, [services.secrets.secret_key])
@@ -139,7 +140,7 @@ def test_rotate_from_an_old_key_file_to_the_key_in_the_environment(
 ) -> None:
     data_dir = tmp_path / "data"
     old = prepare(Settings(data_dir=data_dir, secret_key="the old key"))
-    old.settings.update(None, {"smtp_password": SMTP_PASSWORD})
+    old.settings.update(PANEL, {"smtp_password": SMTP_PASSWORD})
     old.close()
     old_key_file = tmp_path / "old.key"
     old_key_file.write_text("the old key\n")

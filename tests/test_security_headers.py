@@ -24,6 +24,7 @@ from starlette.websockets import WebSocket
 from nox_ui.api import API_PREFIX
 from nox_ui.app import Services
 from nox_ui.config import Settings
+from nox_ui.roles import PANEL
 from nox_ui.security_headers import DOCS_PATH, SecurityHeaders
 from tests.conftest import ADMIN_PASSWORD, sign_in
 
@@ -107,7 +108,7 @@ async def test_text_an_admin_controls_never_becomes_a_script_with_the_nonce(
     app_user: User, accounts: Services
 ) -> None:
     """Every `<script` of a page gets the nonce, so no stored text may reach the page as a tag."""
-    accounts.settings.update(None, {"site_name": "<script>window.pwned=1</script>"})
+    accounts.settings.update(PANEL, {"site_name": "<script>window.pwned=1</script>"})
     await sign_in(app_user, "admin", ADMIN_PASSWORD)
     response = await app_user.http_client.get("/")
     assert response.status_code == 200

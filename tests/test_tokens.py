@@ -332,7 +332,7 @@ def test_own_password_change_ends_the_other_sessions_and_keeps_this_one(accounts
     me = session_principal(accounts, here)
     personal = accounts.auth.create_personal_token(me, "cron", ["read"])
     grant = accounts.auth.issue_token(accounts.users.get(victor_id), name=PASSWORD_GRANT_NAME)
-    accounts.users.set_password("victor", "my next passphrase", actor=me, keep_session_id=me.credential_id)
+    accounts.users.set_password(me, "victor", "my next passphrase", keep_session_id=me.credential_id)
     assert accounts.auth.resolve_session(here) is not None
     assert accounts.auth.resolve_session(there) is None
     assert accounts.auth.resolve_token(personal.token) is not None  # personal tokens stay, as on GitHub
@@ -349,6 +349,6 @@ def test_an_admin_reset_ends_every_session_and_token(accounts: Services) -> None
     personal = accounts.auth.create_personal_token(me, "cron", ["read"])
     admin = session_principal(accounts, accounts.auth.start_session(user_id(accounts, "admin")))
     # a kept session id means nothing when the password is someone else's
-    accounts.users.set_password("victor", "reset by the admin", actor=admin, keep_session_id=me.credential_id)
+    accounts.users.set_password(admin, "victor", "reset by the admin", keep_session_id=me.credential_id)
     assert accounts.auth.resolve_session(cookie) is None
     assert accounts.auth.resolve_token(personal.token) is None

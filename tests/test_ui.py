@@ -8,6 +8,7 @@ from nicegui import ui
 from nicegui.testing import User
 
 from nox_ui.app import Services
+from nox_ui.roles import PANEL
 from nox_ui.services.auth import SESSION_COOKIE
 from tests.conftest import ADMIN_PASSWORD, OPERATOR_PASSWORD, VIEWER_PASSWORD, nav_labels, sign_in, sign_out
 
@@ -37,7 +38,7 @@ async def test_sign_in_lands_on_the_page_asked_for(app_user: User) -> None:
 async def test_wrong_password_unknown_user_and_disabled_user_get_the_same_message(
     app_user: User, accounts: Services
 ) -> None:
-    accounts.users.set_disabled("olga", True)
+    accounts.users.set_disabled(PANEL, "olga", True)
     for username, password in (
         ("admin", "not the password"),
         ("nobody", "whatever123456"),
@@ -66,7 +67,7 @@ async def test_sign_out_ends_the_session(app_user: User, accounts: Services) -> 
 async def test_disabling_a_user_closes_their_open_page_at_once(app_user: User, accounts: Services) -> None:
     await sign_in(app_user, "olga", OPERATOR_PASSWORD)
     await app_user.should_see(marker="cpu-value")
-    accounts.users.set_disabled("olga", True)
+    accounts.users.set_disabled(PANEL, "olga", True)
     await app_user.should_see(marker="sign-in", retries=30)
     response = await app_user.http_client.get("/", follow_redirects=False)
     assert response.status_code == 303

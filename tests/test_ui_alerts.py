@@ -11,6 +11,7 @@ from nicegui.testing import User
 
 from nox_ui.app import Services
 from nox_ui.metrics.sampler import Sample
+from nox_ui.roles import PANEL
 from tests.conftest import OPERATOR_PASSWORD, VIEWER_PASSWORD, sign_in
 
 # Polls (of 0.1 s for should_see, 0.05 s for settle) before giving up: generous, because on a busy
@@ -100,10 +101,10 @@ async def test_an_invalid_webhook_url_is_refused_in_the_dialog(app_user: User, a
 async def test_a_firing_alert_is_listed_and_its_link_opens_the_delivery_log(
     app_user: User, accounts: Services
 ) -> None:
-    accounts.settings.update(None, {"notify_allowed_hosts": "127.0.0.1"})
-    hook = accounts.notifiers.create(None, "pager", "webhook", {"url": "http://127.0.0.1:9/hook"})
+    accounts.settings.update(PANEL, {"notify_allowed_hosts": "127.0.0.1"})
+    hook = accounts.notifiers.create(PANEL, "pager", "webhook", {"url": "http://127.0.0.1:9/hook"})
     rule = accounts.alerts.rules.create(
-        None,
+        PANEL,
         {
             "name": "Busy",
             "metric": "cpu.percent",
@@ -134,9 +135,9 @@ async def test_a_firing_alert_is_listed_and_its_link_opens_the_delivery_log(
 async def test_a_viewer_sees_an_alert_but_not_its_delivery_log_nor_where_notifiers_send(
     app_user: User, accounts: Services
 ) -> None:
-    hook = accounts.notifiers.create(None, "pager", "webhook", {"url": "https://hooks.example.org/in"})
+    hook = accounts.notifiers.create(PANEL, "pager", "webhook", {"url": "https://hooks.example.org/in"})
     accounts.alerts.rules.create(
-        None,
+        PANEL,
         {
             "name": "Busy",
             "metric": "cpu.percent",
@@ -162,7 +163,7 @@ async def test_a_viewer_sees_an_alert_but_not_its_delivery_log_nor_where_notifie
 
 async def test_a_viewer_sees_alerts_but_no_way_to_change_them(app_user: User, accounts: Services) -> None:
     accounts.alerts.rules.create(
-        None, {"name": "Busy", "metric": "cpu.percent", "op": ">=", "threshold": 0, "for_seconds": 0}
+        PANEL, {"name": "Busy", "metric": "cpu.percent", "op": ">=", "threshold": 0, "for_seconds": 0}
     )
     accounts.alerts.engine.evaluate(Sample(ts=time.time(), values={"cpu.percent": 42.0}, duration=0))
     await accounts.alerts.engine.drain()
@@ -183,7 +184,7 @@ async def test_a_viewer_sees_alerts_but_no_way_to_change_them(app_user: User, ac
 
 async def test_deleting_a_rule_asks_first(app_user: User, accounts: Services) -> None:
     rule = accounts.alerts.rules.create(
-        None, {"name": "Old rule", "metric": "load.1", "op": ">", "threshold": 50}
+        PANEL, {"name": "Old rule", "metric": "load.1", "op": ">", "threshold": 50}
     )
     await sign_in(app_user, "olga", OPERATOR_PASSWORD, next_path="/alerts")
     await settle(lambda: any(r["name"] == "Old rule" for r in table(app_user, "alert-rules").rows))
@@ -198,7 +199,7 @@ async def test_deleting_a_rule_asks_first(app_user: User, accounts: Services) ->
 async def test_details_of_a_resolved_alert_open_from_the_history_tab(
     app_user: User, accounts: Services
 ) -> None:
-    accounts.alerts.rules.create(None, {"name": "Spike", "metric": "load.5", "op": ">", "threshold": 50})
+    accounts.alerts.rules.create(PANEL, {"name": "Spike", "metric": "load.5", "op": ">", "threshold": 50})
     engine = accounts.alerts.engine
     now = time.time()
     for ts, value in ((now, 90.0), (now + 1, 10.0), (now + 2, 95.0), (now + 3, 5.0)):  # two episodes

@@ -24,6 +24,7 @@ from sqlalchemy import event
 import nox_ui
 from nox_ui.app import Services
 from nox_ui.metrics.sampler import Sample
+from nox_ui.roles import PANEL
 from tests.conftest import ADMIN_PASSWORD, sign_in
 
 # Polls (of 0.1 s for should_see, 0.05 s for settle) before giving up: generous, because on a busy
@@ -103,10 +104,10 @@ def assert_none(seen: list[LoopRead]) -> None:
 async def test_the_alerts_page_reads_nothing_on_the_loop(
     app_user: User, accounts: Services, loop_reads: list[LoopRead]
 ) -> None:
-    accounts.settings.update(None, {"notify_allowed_hosts": "127.0.0.1"})
-    hook = accounts.notifiers.create(None, "pager", "webhook", {"url": "http://127.0.0.1:9/hook"})
+    accounts.settings.update(PANEL, {"notify_allowed_hosts": "127.0.0.1"})
+    hook = accounts.notifiers.create(PANEL, "pager", "webhook", {"url": "http://127.0.0.1:9/hook"})
     rule = accounts.alerts.rules.create(
-        None,
+        PANEL,
         {
             "name": "Busy",
             "metric": "cpu.percent",
@@ -120,7 +121,7 @@ async def test_the_alerts_page_reads_nothing_on_the_loop(
     await accounts.alerts.engine.drain()
     alert = accounts.alerts.queries.alerts("firing")[0]
     silence = accounts.alerts.silences.create(
-        None, {"alertname": "Other"}, "maintenance", duration_seconds=3600
+        PANEL, {"alertname": "Other"}, "maintenance", duration_seconds=3600
     )
 
     await sign_in(app_user, "admin", ADMIN_PASSWORD, next_path=f"/alerts?id={alert.id}")

@@ -12,6 +12,7 @@ from nicegui.elements.upload_files import SmallFileUpload
 from nicegui.testing import User
 
 from nox_ui.app import Services
+from nox_ui.roles import PANEL
 from tests.conftest import ADMIN_PASSWORD, sign_in
 
 
@@ -80,7 +81,7 @@ async def test_the_site_name_is_shown_in_the_frame(app_user: User, accounts: Ser
 
 
 async def test_a_secret_is_never_shown_and_can_be_replaced(app_user: User, accounts: Services) -> None:
-    accounts.settings.update(None, {"smtp_password": "old-mail-secret"})
+    accounts.settings.update(PANEL, {"smtp_password": "old-mail-secret"})
     await sign_in(app_user, "admin", ADMIN_PASSWORD, next_path="/admin/settings")
     await app_user.should_see("Currently set; leave empty to keep it.")
     password_input = element(app_user, "setting-smtp_password")

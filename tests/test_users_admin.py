@@ -12,7 +12,7 @@ from nox_ui.app import Services
 from nox_ui.errors import Conflict, Forbidden, Invalid, NotFound
 from nox_ui.models import ApiToken, AuditEvent, LoginSession, User
 from nox_ui.passwords import check_password_policy, common_passwords, is_common_password
-from nox_ui.roles import Principal, Role
+from nox_ui.roles import PANEL, Principal, Role
 from tests.conftest import ADMIN_PASSWORD, OPERATOR_PASSWORD, VIEWER_PASSWORD, bearer
 
 COMMON = "qwerty123456"  # in the bundled list, and long enough to pass the length rule
@@ -66,30 +66,30 @@ def test_last_enabled_admin_cannot_be_demoted_disabled_or_deleted(accounts: Serv
     admin_id = uid(accounts, "admin")
     before = snapshot(accounts)
     with pytest.raises(Conflict, match="last enabled admin"):
-        accounts.users.update(None, admin_id, role="operator")
+        accounts.users.update(PANEL, admin_id, role="operator")
     with pytest.raises(Conflict, match="last enabled admin"):
-        accounts.users.update(None, admin_id, disabled=True)
+        accounts.users.update(PANEL, admin_id, disabled=True)
     with pytest.raises(Conflict, match="last enabled admin"):
-        accounts.users.delete(None, admin_id)
+        accounts.users.delete(PANEL, admin_id)
     with pytest.raises(Conflict, match="last enabled admin"):
-        accounts.users.set_disabled("admin", True)
+        accounts.users.set_disabled(PANEL, "admin", True)
     assert snapshot(accounts) == before
     # With a second enabled admin, the first may go.
-    accounts.users.update(None, uid(accounts, "olga"), role="admin")
-    accounts.users.update(None, admin_id, role="viewer")
+    accounts.users.update(PANEL, uid(accounts, "olga"), role="admin")
+    accounts.users.update(PANEL, admin_id, role="viewer")
     assert accounts.users.get(admin_id).role == "viewer"
 
 
 def test_a_disabled_admin_does_not_count(accounts: Services) -> None:
-    accounts.users.create("ada", "second admin password", "admin")
-    accounts.users.update(None, uid(accounts, "ada"), disabled=True)
+    accounts.users.create(PANEL, "ada", "second admin password", "admin")
+    accounts.users.update(PANEL, uid(accounts, "ada"), disabled=True)
     with pytest.raises(Conflict):
-        accounts.users.update(None, uid(accounts, "admin"), role="operator")
-    accounts.users.delete(None, uid(accounts, "ada"))  # a disabled admin may go
+        accounts.users.update(PANEL, uid(accounts, "admin"), role="operator")
+    accounts.users.delete(PANEL, uid(accounts, "ada"))  # a disabled admin may go
 
 
 def test_nobody_disables_or_deletes_themselves(accounts: Services) -> None:
-    accounts.users.create("ada", "second admin password", "admin")
+    accounts.users.create(PANEL, "ada", "second admin password", "admin")
     ada = principal(accounts, "ada")
     with pytest.raises(Conflict, match="your own account"):
         accounts.users.update(ada, ada.user_id, disabled=True)
@@ -122,10 +122,10 @@ def test_invalid_values_change_nothing(accounts: Services) -> None:
         {"display_name": "x" * 200},
     ):
         with pytest.raises(Invalid):
-            accounts.users.update(None, victor_id, **kwargs)  # type: ignore[arg-type]
+            accounts.users.update(PANEL, victor_id, **kwargs)  # type: ignore[arg-type]
     assert snapshot(accounts) == before
     with pytest.raises(NotFound):
-        accounts.users.update(None, 9999, role="viewer")
+        accounts.users.update(PANEL, 9999, role="viewer")
 
 
 def test_update_changes_fields_and_audits_old_to_new(accounts: Services) -> None:
@@ -192,7 +192,7 @@ def test_delete_removes_the_user_their_sessions_and_tokens(accounts: Services) -
     assert (event.actor_name, event.target_label, event.target_id) == ("admin", "victor", str(victor.id))
     assert json.loads(event.details)["role"] == "viewer"
     with pytest.raises(NotFound):
-        accounts.users.delete(None, victor.id)
+        accounts.users.delete(PANEL, victor.id)
     assert accounts.audit.verify().ok
 
 
@@ -305,7 +305,7 @@ def test_api_guards_are_409(api: TestClient, accounts: Services, admin_headers: 
     for method, body in (("patch", {"role": "operator"}), ("patch", {"disabled": True}), ("delete", None)):
         response = api.request(method.upper(), admin_url, json=body, headers=admin_headers)
         assert response.status_code == 409, (method, body, response.text)
-    accounts.users.update(None, uid(accounts, "olga"), role="admin")
+    accounts.users.update(PANEL, uid(accounts, "olga"), role="admin")
     # Now not the last admin, but still oneself.
     assert api.patch(admin_url, json={"disabled": True}, headers=admin_headers).status_code == 409
     assert api.delete(admin_url, headers=admin_headers).status_code == 409

@@ -697,7 +697,7 @@ class NotifierService:
     log are for operators and admins too (the API and the page check it); `list` also feeds the names
     shown next to rules.
 
-    Mutating methods take `actor`: `None` means the panel itself or the local operator (CLI). The
+    Mutating methods take `actor` (the panel itself or the CLI: a `Principal.system`). The
     service is also the engine's `Dispatcher` (`dispatch` hands over to `queue`). `secrets` encrypts
     the notifiers' secrets at rest; `outbound` (default: one reading `notify_allowed_hosts`) refuses
     internal targets when a notifier is saved and guards every send."""
@@ -771,11 +771,10 @@ class NotifierService:
 
     # -- changing ----------------------------------------------------------------------------------
 
-    def _authorize(self, actor: Principal | None, action: str, target: str, ip: str) -> None:
-        if actor is not None:
-            self.audit.authorize(
-                actor, Role.OPERATOR, attempted=action, target_type="notifier", target_label=target, ip=ip
-            )
+    def _authorize(self, actor: Principal, action: str, target: str, ip: str) -> None:
+        self.audit.authorize(
+            actor, Role.OPERATOR, attempted=action, target_type="notifier", target_label=target, ip=ip
+        )
 
     @staticmethod
     def _name_taken(session: Session, name: str, other_than: int | None = None) -> bool:
@@ -785,7 +784,7 @@ class NotifierService:
         return session.exec(query).first() is not None
 
     def create(
-        self, actor: Principal | None, name: str, kind: str, config: Mapping[str, Any], *, ip: str = ""
+        self, actor: Principal, name: str, kind: str, config: Mapping[str, Any], *, ip: str = ""
     ) -> NotifierView:
         """Invalid name, kind or config: `Invalid` (422); a name in use: `Conflict` (409)."""
         self._authorize(actor, "notifier.create", str(name), ip)
@@ -821,7 +820,7 @@ class NotifierService:
 
     def update(
         self,
-        actor: Principal | None,
+        actor: Principal,
         notifier_id: int,
         *,
         name: str | None = None,
@@ -915,7 +914,7 @@ class NotifierService:
             session.add(row)
         return len(rows)
 
-    def delete(self, actor: Principal | None, notifier_id: int, *, ip: str = "") -> None:
+    def delete(self, actor: Principal, notifier_id: int, *, ip: str = "") -> None:
         """Its delivery log and its place in every rule go with it (ON DELETE CASCADE)."""
         current = self._row(notifier_id)
         self._authorize(actor, "notifier.delete", current.name, ip)
@@ -947,13 +946,13 @@ class NotifierService:
 
     # -- testing and the delivery log ----------------------------------------------------------
 
-    def send_test(self, actor: Principal | None, notifier_id: int, *, ip: str = "") -> DeliveryView:
+    def send_test(self, actor: Principal, notifier_id: int, *, ip: str = "") -> DeliveryView:
         """Queue a test message (event `test`, one attempt) and return its pending delivery; follow it
         with `wait_for_delivery`. Audited as `notifier.test`."""
         current = self._row(notifier_id)
         self._authorize(actor, "notifier.test", current.name, ip)
         message = make_test_message(
-            current.name, actor.username if actor else "the panel", self.alert_link(None)
+            current.name, "the panel" if actor.is_system else actor.username, self.alert_link(None)
         )
         with self.db.session() as session:
             row = Delivery(alert_id=None, notifier_id=notifier_id, event="test", status=PENDING)

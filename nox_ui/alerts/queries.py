@@ -150,13 +150,12 @@ class AlertQueries:
             silenced=silenced,
         )
 
-    def ack(self, actor: Principal | None, alert_id: int, comment: str = "", *, ip: str = "") -> AlertView:
+    def ack(self, actor: Principal, alert_id: int, comment: str = "", *, ip: str = "") -> AlertView:
         """Acknowledge a firing alert (operators and admins): records who and when, stops repeats.
         404 for an unknown id, 409 for a resolved or already acknowledged alert."""
-        if actor is not None:
-            self.audit.authorize(
-                actor, Role.OPERATOR, attempted="alert.ack", target_type="alert", target_id=alert_id, ip=ip
-            )
+        self.audit.authorize(
+            actor, Role.OPERATOR, attempted="alert.ack", target_type="alert", target_id=alert_id, ip=ip
+        )
         comment = (comment or "").strip()
         if len(comment) > MAX_COMMENT:
             raise Invalid(f"comment: at most {MAX_COMMENT} characters")

@@ -423,12 +423,11 @@ class RuleService:
 
     # -- changing ----------------------------------------------------------------------------------
 
-    def create(self, actor: Principal | None, data: RuleIn | Mapping[str, Any], *, ip: str = "") -> RuleView:
-        """Operators and admins (`actor=None`: the panel itself). 422 for an invalid rule, 409 for a
+    def create(self, actor: Principal, data: RuleIn | Mapping[str, Any], *, ip: str = "") -> RuleView:
+        """Operators and admins (the panel itself: `roles.PANEL`). 422 for an invalid rule, 409 for a
         name in use."""
-        if actor is not None:
-            name = data.name if isinstance(data, RuleIn) else str(data.get("name", ""))
-            self.require_operator(actor, "alert.rule.create", name, ip)
+        name = data.name if isinstance(data, RuleIn) else str(data.get("name", ""))
+        self.require_operator(actor, "alert.rule.create", name, ip)
         with self._lock, self.db.session() as session:
             rule = self.check(data, session)
             if session.exec(select(AlertRule.id).where(AlertRule.name == rule.name)).first():
@@ -460,15 +459,14 @@ class RuleService:
 
     def update(
         self,
-        actor: Principal | None,
+        actor: Principal,
         rule_id: int,
         patch: RulePatch | Mapping[str, Any],
         *,
         ip: str = "",
     ) -> RuleView:
         """Change the fields given; the result is validated as a whole. Audited with old → new."""
-        if actor is not None:
-            self.require_operator(actor, "alert.rule.update", str(rule_id), ip)
+        self.require_operator(actor, "alert.rule.update", str(rule_id), ip)
         if not isinstance(patch, RulePatch):
             try:
                 patch = RulePatch.model_validate(dict(patch))
@@ -522,10 +520,9 @@ class RuleService:
         self._notify()
         return RuleView.of(row, rule.notifiers)
 
-    def delete(self, actor: Principal | None, rule_id: int, *, ip: str = "") -> None:
+    def delete(self, actor: Principal, rule_id: int, *, ip: str = "") -> None:
         """Its alert history goes with it (ON DELETE CASCADE); firing episodes end at once."""
-        if actor is not None:
-            self.require_operator(actor, "alert.rule.delete", str(rule_id), ip)
+        self.require_operator(actor, "alert.rule.delete", str(rule_id), ip)
         with self._lock, self.db.session() as session:
             row = session.get(AlertRule, rule_id)
             if row is None:

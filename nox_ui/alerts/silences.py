@@ -186,7 +186,7 @@ class SilenceService:
 
     def create(
         self,
-        actor: Principal | None,
+        actor: Principal,
         matchers: Mapping[str, Any],
         comment: str,
         *,
@@ -197,8 +197,7 @@ class SilenceService:
     ) -> SilenceView:
         """Operators and admins. 422: no matchers, no comment, no end (or both kinds), an end not after
         the start or already past, longer than a year."""
-        if actor is not None:
-            self._authorize(actor, "silence.create", ip)
+        self._authorize(actor, "silence.create", ip)
         cleaned = clean_matchers(matchers)
         comment = (comment or "").strip()
         if not comment:
@@ -254,10 +253,9 @@ class SilenceService:
         self._notify()
         return SilenceView.of(row)
 
-    def end(self, actor: Principal | None, silence_id: int, *, ip: str = "") -> SilenceView:
+    def end(self, actor: Principal, silence_id: int, *, ip: str = "") -> SilenceView:
         """End a silence now (one not started yet is cancelled). 409 when it has already ended."""
-        if actor is not None:
-            self._authorize(actor, "silence.end", ip)
+        self._authorize(actor, "silence.end", ip)
         now = self.now()
         with self._lock, self.db.session() as session:
             row = session.get(Silence, silence_id)

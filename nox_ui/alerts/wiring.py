@@ -34,11 +34,10 @@ class Alerting:
     history: HistoryStore
 
     def preview(
-        self, actor: Principal | None, data: RuleIn | Mapping[str, Any], *, hours: float = 24, ip: str = ""
+        self, actor: Principal, data: RuleIn | Mapping[str, Any], *, hours: float = 24, ip: str = ""
     ) -> Preview:
         """What `data` (a rule, saved or not) would have fired over the last `hours` (operators)."""
-        if actor is not None:
-            self.rules.require_operator(actor, "alert.rule.preview", ip=ip)
+        self.rules.require_operator(actor, "alert.rule.preview", ip=ip)
         return preview(self.rules.definition(data), self.history, hours=hours, now=self.engine.clock())
 
     def close(self) -> None:

@@ -42,10 +42,11 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, delete, func, literal, select
 
+from nox_ui import roles
 from nox_ui.db import Database
-from nox_ui.errors import Forbidden, Invalid, NoxError
+from nox_ui.errors import Invalid, NoxError
 from nox_ui.models import AuditEvent, User, utcnow
-from nox_ui.roles import Principal, Role, authorize
+from nox_ui.roles import SYSTEM_NAME, Principal, Role, Target, authorize
 from nox_ui.services.audit_head import AuditHead, Head, HeadUnreadable, PendingArchive
 
 GENESIS = "0" * 64
@@ -296,9 +297,9 @@ class AuditService:
             raise ValueError(f"unknown audit outcome {outcome!r}")
         return AuditEvent(
             ts=utcnow(),
-            actor_id=actor.user_id if actor else None,
-            actor_name=(actor.username if actor else "system")[:64],
-            actor_role=actor.role.value if actor else "system",
+            actor_id=None if actor is None or actor.is_system else actor.user_id,
+            actor_name=(actor.username if actor is not None else SYSTEM_NAME)[:64],
+            actor_role=SYSTEM_NAME if actor is None or actor.is_system else actor.role.value,
             source_ip=(ip or "")[:64],
             action=action[:64],
             target_type=target_type[:32],
@@ -334,22 +335,15 @@ class AuditService:
         target_label: str = "",
         ip: str = "",
     ) -> Principal:
-        """`roles.authorize`, with a refusal recorded as `access.denied` before `Forbidden` goes up:
-        the one way services check a role."""
-        try:
-            return authorize(actor, minimum)
-        except Forbidden as exc:
-            self.record_now(
-                actor=actor,
-                action="access.denied",
-                outcome="denied",
-                target_type=target_type,
-                target_id=target_id,
-                target_label=target_label[:256],
-                details={"attempted": attempted, "reason": exc.message},
-                ip=ip,
-            )
-            raise
+        """`roles.check` with this log recording a refusal: how services check a role."""
+        return roles.check(
+            actor,
+            minimum,
+            Target(target_type, target_id, target_label),
+            audit=self,
+            attempted=attempted,
+            ip=ip,
+        )
 
     def record_now(self, **kwargs: Any) -> AuditEvent:
         """Append an event in a transaction of its own (for events that change nothing else)."""
@@ -674,7 +668,7 @@ class AuditService:
                 head_file.path,
             )
             self.record_now(
-                actor=None,
+                actor=roles.PANEL,
                 action=ANCHOR_ACTION,
                 outcome="success",
                 target_type="audit",
@@ -682,12 +676,12 @@ class AuditService:
                 details={"reason": "first anchored start", "events": anchored.count},
             )
 
-    def reanchor(self, *, actor: Principal | None = None, reason: str = "", ip: str = "") -> Head:
+    def reanchor(self, actor: Principal, *, reason: str = "", ip: str = "") -> Head:
         """Anchor the log as it is now, replacing a missing, forged or stuck head; recorded as an
         `audit.anchor` event naming the head it replaced. For after an incident has been looked into:
-        from now on, deletions before this point are no longer detected. Admin-only given an actor."""
-        if actor is not None:
-            authorize(actor, Role.ADMIN)
+        from now on, deletions before this point are no longer detected. Admin only (the CLI acts as
+        `roles.CLI`)."""
+        authorize(actor, Role.ADMIN)
         head_file = self._head()
         with head_file.locked():
             try:
@@ -756,18 +750,15 @@ class AuditService:
 
     # -- retention ---------------------------------------------------------------------------------
 
-    def archive(
-        self, before: datetime, directory: Path, *, actor: Principal | None = None, ip: str = ""
-    ) -> Archived:
+    def archive(self, actor: Principal, before: datetime, directory: Path, *, ip: str = "") -> Archived:
         """Move every event older than `before` to a new JSON-lines file in `directory`.
 
         The rows moved are the ids up to the newest event older than `before` (a prefix, so the chain
         left behind stays contiguous). One transaction appends the `audit.archive` checkpoint, writes
         and fsyncs the file, deletes the rows and commits; on any failure nothing is deleted and the
-        file is removed. Given an `actor` it is admin-only; without one it is the system acting (the
-        CLI, a scheduler)."""
-        if actor is not None:
-            authorize(actor, Role.ADMIN)
+        file is removed. Admin only (the CLI acts as `roles.CLI`, the scheduled retention as
+        `roles.PANEL`)."""
+        authorize(actor, Role.ADMIN)
         cutoff = before if before.tzinfo is not None else before.replace(tzinfo=UTC)
         with self.db.session() as session:
             marker = self._new_event(actor=actor, action=ARCHIVE_ACTION, outcome="success", ip=ip)

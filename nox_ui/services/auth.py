@@ -3,7 +3,6 @@ one-hour password-grant tokens of POST /auth/token and the personal access token
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 import threading
@@ -13,34 +12,34 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from loguru import logger
-from sqlmodel import select
+from sqlmodel import func, select
 
 from nox_ui.crypto import sign
 from nox_ui.db import Database
-from nox_ui.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unauthenticated
+from nox_ui.errors import Conflict, Invalid, NotFound, RateLimited, Unauthenticated
 from nox_ui.models import ApiToken, LoginSession, User, utcnow
 from nox_ui.passwords import hash_password, needs_rehash, verify_password
 from nox_ui.rates import Limiter, Rate
-from nox_ui.roles import Principal, Role
+from nox_ui.roles import ALL_SCOPES, PANEL, ROLE_SCOPES, Need, Principal, Role, Target, check, scope_covers
 from nox_ui.services.audit import AuditService, actor_of
+from nox_ui.services.credentials import PASSWORD_GRANT_NAME, SESSION_COOKIE, TOKEN_PREFIX, hash_secret
 from nox_ui.services.users import UserService, username_key
 
+# Re-exported: the scope rules live in roles.py, the credential basics in credentials.py.
+__all__ = [
+    "ALL_SCOPES",
+    "PASSWORD_GRANT_NAME",
+    "ROLE_SCOPES",
+    "SESSION_COOKIE",
+    "TOKEN_PREFIX",
+    "AuthService",
+    "hash_secret",
+    "scope_covers",
+]
+
 LOGIN_FAILED = "Invalid username or password."
-SESSION_COOKIE = "nox_session"
-TOKEN_PREFIX = "nox_"
-ALL_SCOPES = frozenset({"read", "write", "admin", "metrics:read"})
-# A wider scope includes the narrower ones on this ladder; `metrics:read` stands alone.
-SCOPE_LADDER = ("read", "write", "admin")
-# The scopes a role may put on a personal token: never more than the role itself could do.
-ROLE_SCOPES: dict[Role, frozenset[str]] = {
-    Role.VIEWER: frozenset({"read", "metrics:read"}),
-    Role.OPERATOR: frozenset({"read", "write", "metrics:read"}),
-    Role.ADMIN: ALL_SCOPES,
-}
 TOKEN_CACHE_SECONDS = 5.0
 SIGN_OUT_CONTEXT = b"nox-ui sign-out form v1"
-# POST /auth/token names its tokens so; the name is reserved, which is how the two kinds are told apart.
-PASSWORD_GRANT_NAME = "password grant"
 MAX_TOKEN_NAME = 128
 # "One year" from a calendar may be 366 days; a personal token lives at most that long, or forever.
 MAX_TOKEN_LIFETIME = timedelta(days=366)
@@ -104,20 +103,6 @@ class TokenInfo:
             revoked_at=record.revoked_at,
             status=status,
         )
-
-
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
-
-
-def scope_covers(held: Iterable[str], needed: str) -> bool:
-    """Whether a credential holding `held` may act with (or hand out) `needed`."""
-    held = frozenset(held)
-    if needed in held:
-        return True
-    if needed not in SCOPE_LADDER:
-        return False
-    return any(scope in held for scope in SCOPE_LADDER[SCOPE_LADDER.index(needed) :])
 
 
 def clean_token_name(name: str) -> str:
@@ -255,7 +240,7 @@ class AuthService:
         sign-in (a stolen session cannot guess the password) and every failure is audited; raises
         Unauthenticated when wrong, RateLimited past `login_max_failures`."""
         policy = self.login_policy
-        check = (Rate(policy.max_failures, policy.lockout_seconds), f"reauth:user:{principal.user_id}")
+        limit = (Rate(policy.max_failures, policy.lockout_seconds), f"reauth:user:{principal.user_id}")
 
         def refused(reason: str) -> None:
             self.audit.record_now(
@@ -269,13 +254,13 @@ class AuthService:
                 ip=ip,
             )
 
-        self._count_attempt([check], "password checks", lambda: refused("throttled"))
+        self._count_attempt([limit], "password checks", lambda: refused("throttled"))
         with self.db.session() as session:
             user = session.get(User, principal.user_id)
         if user is None or not self._verify(user.password_hash, password):
             refused("wrong password")
             raise Unauthenticated("The current password is not right.")
-        self._limiter.clear(*check)
+        self._limiter.clear(*limit)
 
     # -- browser sessions --------------------------------------------------------------------------
 
@@ -354,7 +339,7 @@ class AuthService:
                 if expired:
                     self.audit.record(
                         session,
-                        actor=None,
+                        actor=PANEL,
                         action="auth.session.end",
                         outcome="success",
                         target_type="session",
@@ -507,52 +492,27 @@ class AuthService:
         name = clean_token_name(name)
         wanted = clean_scopes(scopes)
         expires_at = clean_expiry(expires_at, now)
-        allowed = ROLE_SCOPES[principal.role]
-        if not wanted <= allowed:
-            above = ", ".join(sorted(wanted - allowed))
-            self._refuse_token(
-                principal,
-                name,
-                f"your role ({principal.role.value}) cannot grant {above}; "
-                f"you may grant: {', '.join(sorted(allowed))}",
-                ip,
-            )
-        lacking = sorted(scope for scope in wanted if not scope_covers(principal.scopes, scope))
-        if lacking:
-            self._refuse_token(
-                principal,
-                name,
-                f"the credential of this request lacks {', '.join(lacking)}, so it cannot grant it",
-                ip,
-            )
-        with self.db.session() as session:
-            user = session.get(User, principal.user_id)
-            active = session.exec(
-                select(ApiToken.id).where(
-                    ApiToken.user_id == principal.user_id,
-                    ApiToken.name != PASSWORD_GRANT_NAME,
-                    ApiToken.revoked_at.is_(None),  # type: ignore[union-attr]
-                )
-            ).all()
-        if user is None or user.disabled:
-            raise Unauthenticated("sign-in required")
-        if len(active) >= MAX_PERSONAL_TOKENS:
-            raise Conflict(f"you have {len(active)} tokens, the most allowed; revoke one you no longer use")
-        return self._insert_token(
-            user, name=name, scopes=wanted, expires_at=expires_at, actor=principal, ip=ip
-        )
-
-    def _refuse_token(self, principal: Principal, name: str, reason: str, ip: str) -> None:
-        self.audit.record_now(
-            actor=principal,
-            action="access.denied",
-            outcome="denied",
-            target_type="api_token",
-            target_label=name,
-            details={"attempted": "auth.token.create", "reason": reason},
+        check(
+            principal,
+            Need(Role.VIEWER, grant=wanted),
+            Target("api_token", label=name),
+            audit=self.audit,
+            attempted="auth.token.create",
             ip=ip,
         )
-        raise Forbidden(reason)
+        with self.db.session() as session:
+            user = session.get(User, principal.user_id)
+        if user is None or user.disabled:
+            raise Unauthenticated("sign-in required")
+        return self._insert_token(
+            user,
+            name=name,
+            scopes=wanted,
+            expires_at=expires_at,
+            actor=principal,
+            ip=ip,
+            cap=MAX_PERSONAL_TOKENS,
+        )
 
     def _insert_token(
         self,
@@ -563,7 +523,11 @@ class AuthService:
         expires_at: datetime | None,
         actor: Principal,
         ip: str,
+        cap: int | None = None,
     ) -> IssuedToken:
+        """Store a new token. With `cap`, refuse (Conflict) when the user already holds that many active
+        personal tokens, counted after the insert has taken the database's write lock, so two creations
+        at once cannot both pass the count."""
         assert user.id is not None
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         record = ApiToken(
@@ -577,6 +541,20 @@ class AuthService:
         with self.db.session() as session:
             session.add(record)
             session.flush()
+            if cap is not None:
+                held = session.exec(
+                    select(func.count())
+                    .select_from(ApiToken)
+                    .where(
+                        ApiToken.user_id == user.id,
+                        ApiToken.name != PASSWORD_GRANT_NAME,
+                        ApiToken.revoked_at.is_(None),  # type: ignore[union-attr]
+                        ApiToken.id != record.id,
+                    )
+                ).one()
+                if held >= cap:
+                    session.rollback()
+                    raise Conflict(f"you have {held} tokens, the most allowed; revoke one you no longer use")
             self.audit.record(
                 session,
                 actor=actor,
@@ -616,7 +594,7 @@ class AuthService:
             mine = record is not None and record.user_id == principal.user_id and record.revoked_at is None
         if not mine:
             raise NotFound(f"no token with id {token_id}")
-        self.revoke_token(token_id, actor=principal, ip=ip)
+        self.revoke_token(principal, token_id, ip=ip)
 
     def cached_token(self, token: str | None) -> Principal | None:
         """The principal of a token checked in the last few seconds, without touching the database."""
@@ -661,7 +639,8 @@ class AuthService:
             scopes = frozenset(record.scopes.split())
             return _principal(user, via="token", credential_id=record.id, scopes=scopes), seconds_left
 
-    def revoke_token(self, token_id: int, *, actor: Principal | None = None, ip: str = "") -> None:
+    def revoke_token(self, actor: Principal, token_id: int, *, ip: str = "") -> None:
+        """Revoke any token (no role check here: the CLI, an admin route, or `revoke_own_token`)."""
         with self.db.session() as session:
             record = session.get(ApiToken, token_id)
             if record is not None and record.revoked_at is None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from loguru import logger
 
 from nox_ui.models import utcnow
+from nox_ui.roles import PANEL
 from nox_ui.services.audit import Archived, AuditService
 from nox_ui.services.settings import SettingsService
 
@@ -33,7 +34,7 @@ class AuditRetention:
         days = self.config.current.audit_retention_days
         if days <= 0:
             return None
-        archived = self.audit.archive((now or utcnow()) - timedelta(days=days), self.directory)
+        archived = self.audit.archive(PANEL, (now or utcnow()) - timedelta(days=days), self.directory)
         if archived.count:
             logger.info("audit retention: archived {} events to {}", archived.count, archived.path)
         return archived

@@ -22,6 +22,7 @@ from loguru import logger
 from nox_ui.config import NEXT_SECRET_KEY_FILE, SECRET_KEY_FILE
 from nox_ui.crypto import SecretBox
 from nox_ui.errors import Invalid
+from nox_ui.roles import CLI
 
 if TYPE_CHECKING:
     from nox_ui.app import Services
@@ -76,7 +77,7 @@ def _reencrypt(services: Services, box: SecretBox) -> tuple[int, int]:
         notifier_count = services.notifiers.reencrypt_secrets(session, box)
         services.audit.record(
             session,
-            actor=None,
+            actor=CLI,
             action="secrets.rotate",
             outcome="success",
             target_type="secret_key",

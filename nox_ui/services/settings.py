@@ -166,12 +166,9 @@ class SettingsService:
         diff = [_change(key, current[key], after[key]) for key in self.info if after[key] != current[key]]
         return candidate, diff
 
-    def update(
-        self, actor: Principal | None, changes: Mapping[str, Any], *, ip: str = ""
-    ) -> list[SettingChange]:
+    def update(self, actor: Principal, changes: Mapping[str, Any], *, ip: str = "") -> list[SettingChange]:
         """Apply `changes` all or nothing (admin only), audit them, tell the subscribers; returns the diff."""
-        if actor is not None:
-            self._authorize(actor, ip)
+        self._authorize(actor, ip)
         with self._lock:
             candidate, diff = self.validate(changes)
             if not diff:
@@ -182,12 +179,11 @@ class SettingsService:
         return diff
 
     def import_(
-        self, actor: Principal | None, document: Any, *, dry_run: bool = False, ip: str = ""
+        self, actor: Principal, document: Any, *, dry_run: bool = False, ip: str = ""
     ) -> list[SettingChange]:
         """Import an `export()` document: the settings it names take its values (secrets it leaves out
         keep theirs). With `dry_run`, only the diff is returned."""
-        if actor is not None:
-            self._authorize(actor, ip)
+        self._authorize(actor, ip)
         if not isinstance(document, Mapping) or not isinstance(document.get("settings"), Mapping):
             raise Invalid(
                 'not a settings export: expected {"format": "' + EXPORT_FORMAT + '", "settings": {...}}'
@@ -217,7 +213,7 @@ class SettingsService:
 
     def _store(
         self,
-        actor: Principal | None,
+        actor: Principal,
         candidate: RuntimeSettings,
         diff: list[SettingChange],
         ip: str,
@@ -225,7 +221,7 @@ class SettingsService:
         action: str,
     ) -> None:
         values = candidate.model_dump()
-        who = actor.username if actor else "system"
+        who = actor.username
         with self.db.session() as session:
             for change in diff:
                 row = session.get(RuntimeSetting, change.key)

@@ -8,7 +8,7 @@ import threading
 
 from nox_ui.errors import Forbidden, NotFound
 from nox_ui.models import User
-from nox_ui.roles import Role
+from nox_ui.roles import SETUP, Role
 from nox_ui.services.users import UserService
 
 
@@ -46,6 +46,6 @@ class SetupService:
                 raise NotFound("setup is already complete")
             if not token or not hmac.compare_digest(token.encode(), expected.encode()):
                 raise Forbidden("this setup link is not valid; use the one printed on the server console")
-            user = self.users.create(username, password, Role.ADMIN)
+            user = self.users.create(SETUP, username, password, Role.ADMIN)
             self._token = None
             return user

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, func, select
 
@@ -18,6 +19,7 @@ from nox_ui.parsing import check_email
 from nox_ui.passwords import check_password_policy, hash_password
 from nox_ui.roles import Principal, Role
 from nox_ui.services.audit import AuditService, actor_of
+from nox_ui.services.credentials import end_credentials
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MAX_DISPLAY_NAME = 128
@@ -91,7 +93,7 @@ class UserService:
     def _audit_sessions_ended(
         self,
         session: Session,
-        actor: Principal | None,
+        actor: Principal,
         user: User,
         ended: tuple[int, int],
         reason: str,
@@ -144,18 +146,17 @@ class UserService:
 
     def create(
         self,
+        actor: Principal,
         username: str,
         password: str,
         role: Role | str,
         *,
-        actor: Principal | None = None,
         display_name: str = "",
         email: str = "",
         ip: str = "",
     ) -> User:
-        """Create an account. `actor=None` means the local operator (CLI, first-run setup)."""
-        if actor is not None:
-            self._authorize(actor, Role.ADMIN, "user.create", username.strip(), ip)
+        """Create an account (admin only; the CLI and first-run setup act as `roles.CLI`/`roles.SETUP`)."""
+        self._authorize(actor, Role.ADMIN, "user.create", username.strip(), ip)
         username = clean_username(username)
         role = Role.parse(role) if isinstance(role, str) else role
         display_name = clean_display_name(display_name)
@@ -195,10 +196,10 @@ class UserService:
 
     def set_password(
         self,
+        actor: Principal,
         username: str,
         password: str,
         *,
-        actor: Principal | None = None,
         ip: str = "",
         keep_session_id: int | None = None,
     ) -> User:
@@ -209,8 +210,8 @@ class UserService:
         personal access tokens stay, as on GitHub or GitLab; every other session and every password-grant
         token (a sign-in from a script) ends."""
         user = self.get_by_username(username)
-        own = actor is not None and actor.user_id == user.id
-        if actor is not None and not own:
+        own = actor.user_id == user.id
+        if not own:
             self._authorize(actor, Role.ADMIN, "user.password", user.username, ip)
         check_password_policy(password, user.username)
         with self.db.session() as session:
@@ -219,11 +220,11 @@ class UserService:
             stored.password_hash = hash_password(password)
             stored.updated_at = utcnow()
             if own:
-                ended = _end_credentials(
+                ended = end_credentials(
                     session, stored.id, keep_session_id=keep_session_id, keep_personal_tokens=True
                 )
             else:
-                ended = _end_credentials(session, stored.id)
+                ended = end_credentials(session, stored.id)
             self.audit.record(
                 session,
                 actor=actor,
@@ -242,12 +243,9 @@ class UserService:
         self.notify_sessions_ended({stored.id or 0})
         return stored
 
-    def set_disabled(
-        self, username: str, disabled: bool = True, *, actor: Principal | None = None, ip: str = ""
-    ) -> User:
+    def set_disabled(self, actor: Principal, username: str, disabled: bool = True, *, ip: str = "") -> User:
         """Disable (or enable) an account; disabling ends its sessions and tokens at once."""
-        if actor is not None:
-            self._authorize(actor, Role.ADMIN, "user.disable" if disabled else "user.update", username, ip)
+        self._authorize(actor, Role.ADMIN, "user.disable" if disabled else "user.update", username, ip)
         user = self.get_by_username(username)
         with self.db.session() as session:
             stored = session.get(User, user.id)
@@ -257,7 +255,7 @@ class UserService:
                 _refuse_last_admin(session, stored, "disable")
             stored.disabled = disabled
             stored.updated_at = utcnow()
-            ended = _end_credentials(session, stored.id) if disabled else (0, 0)
+            ended = end_credentials(session, stored.id) if disabled else (0, 0)
             self.audit.record(
                 session,
                 actor=actor,
@@ -278,7 +276,7 @@ class UserService:
 
     def update(
         self,
-        actor: Principal | None,
+        actor: Principal,
         user_id: int,
         *,
         role: Role | str | None = None,
@@ -292,8 +290,7 @@ class UserService:
 
         Changing the role, disabling or setting a password ends that user's sessions and tokens at once.
         Everything is checked before anything is written, so a refused update changes nothing."""
-        if actor is not None:
-            self._authorize(actor, Role.ADMIN, "user.update", f"id {user_id}", ip)
+        self._authorize(actor, Role.ADMIN, "user.update", f"id {user_id}", ip)
         new_role = Role.parse(role) if isinstance(role, str) else role
         new_display_name = clean_display_name(display_name) if display_name is not None else None
         new_email = clean_email(email) if email is not None else None
@@ -334,7 +331,7 @@ class UserService:
 
             ended = (0, 0)
             if "role" in changes or disabling or password is not None:
-                ended = _end_credentials(session, stored.id)
+                ended = end_credentials(session, stored.id)
             target: dict[str, Any] = {
                 "target_type": "user",
                 "target_id": stored.id or "",
@@ -366,7 +363,7 @@ class UserService:
                     actor=actor,
                     action="user.password",
                     outcome="success",
-                    details={"own": actor is not None and actor.user_id == stored.id},
+                    details={"own": actor.user_id == stored.id},
                     ip=ip,
                     **target,
                 )
@@ -384,17 +381,15 @@ class UserService:
             self.notify_sessions_ended({stored.id or 0})
         return stored
 
-    def delete(self, actor: Principal | None, user_id: int, *, ip: str = "") -> None:
+    def delete(self, actor: Principal, user_id: int, *, ip: str = "") -> None:
         """Delete an account with its sessions and tokens (admin only; never one's own, never the last admin)."""
-        if actor is not None:
-            self._authorize(actor, Role.ADMIN, "user.delete", f"id {user_id}", ip)
+        self._authorize(actor, Role.ADMIN, "user.delete", f"id {user_id}", ip)
         with self.db.session() as session:
             stored = session.get(User, user_id)
             if stored is None:
                 raise NotFound(f"no user with id {user_id}")
             _refuse_self(actor, stored, "delete")
-            if not stored.disabled:
-                _refuse_last_admin(session, stored, "delete")
+            _refuse_last_admin(session, stored, "delete")
             logins = session.exec(select(LoginSession).where(LoginSession.user_id == user_id)).all()
             tokens = session.exec(select(ApiToken).where(ApiToken.user_id == user_id)).all()
             for row in (*logins, *tokens):
@@ -429,15 +424,14 @@ class UserService:
             ).all()
         return {user_id: count for user_id, count in rows}
 
-    def end_sessions(self, actor: Principal | None, user_id: int, *, ip: str = "") -> tuple[int, int]:
+    def end_sessions(self, actor: Principal, user_id: int, *, ip: str = "") -> tuple[int, int]:
         """End every session and revoke every token of a user (admin only); returns how many of each."""
-        if actor is not None:
-            self._authorize(actor, Role.ADMIN, "auth.session.end", f"id {user_id}", ip)
+        self._authorize(actor, Role.ADMIN, "auth.session.end", f"id {user_id}", ip)
         with self.db.session() as session:
             stored = session.get(User, user_id)
             if stored is None:
                 raise NotFound(f"no user with id {user_id}")
-            ended = _end_credentials(session, stored.id)
+            ended = end_credentials(session, stored.id)
             self._audit_sessions_ended(session, actor, stored, ended, "ended by an admin", ip)
             session.commit()
         self.notify_sessions_ended({user_id})
@@ -464,13 +458,21 @@ class UserService:
                 session.commit()
 
 
-def _refuse_self(actor: Principal | None, user: User, verb: str) -> None:
-    if actor is not None and actor.user_id == user.id:
+def _refuse_self(actor: Principal, user: User, verb: str) -> None:
+    if actor.user_id == user.id:
         raise Conflict(f"you cannot {verb} your own account")
 
 
 def _refuse_last_admin(session: Session, user: User, verb: str) -> None:
-    """Refuse to take away the last enabled admin (demote, disable or delete)."""
+    """Refuse to take away the last enabled admin (demote, disable or delete).
+
+    Atomic: a no-op UPDATE of the target row first takes SQLite's write lock (held to the caller's
+    commit), then the target and the other admins are read as they are now. Two admins taking each
+    other away at the same moment are serialised here: the second sees the first's change and is
+    refused, so at least one enabled admin always remains."""
+    table = User.__table__  # type: ignore[attr-defined]
+    session.execute(sa_update(table).where(table.c.id == user.id).values(id=table.c.id))
+    session.refresh(user)
     if user.role != Role.ADMIN.value or user.disabled:
         return
     others = session.exec(
@@ -482,35 +484,3 @@ def _refuse_last_admin(session: Session, user: User, verb: str) -> None:
         raise Conflict(
             f"cannot {verb} {user.username!r}: it is the last enabled admin; make another admin first"
         )
-
-
-def _end_credentials(
-    session: Session,
-    user_id: int | None,
-    *,
-    keep_session_id: int | None = None,
-    keep_personal_tokens: bool = False,
-) -> tuple[int, int]:
-    """End the sessions and revoke the tokens of a user; returns how many of each.
-
-    Everything, unless told to keep one session (`keep_session_id`) or the personal access tokens
-    (then only the password-grant tokens of POST /auth/token are revoked)."""
-    # auth imports this module, so its constant is read here rather than at the top
-    from nox_ui.services.auth import PASSWORD_GRANT_NAME
-
-    login_query = select(LoginSession).where(LoginSession.user_id == user_id)
-    if keep_session_id is not None:
-        login_query = login_query.where(LoginSession.id != keep_session_id)
-    logins = session.exec(login_query).all()
-    for login in logins:
-        session.delete(login)
-    token_query = select(ApiToken).where(
-        ApiToken.user_id == user_id,
-        ApiToken.revoked_at.is_(None),  # type: ignore[union-attr]
-    )
-    if keep_personal_tokens:
-        token_query = token_query.where(ApiToken.name == PASSWORD_GRANT_NAME)
-    tokens = session.exec(token_query).all()
-    for token in tokens:
-        token.revoked_at = utcnow()
-    return len(logins), len(tokens)

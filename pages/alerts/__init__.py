@@ -1,6 +1,6 @@
 """Alerts: what is firing or pending now (ack, silence), history, rules with a preview, silences and
 notifiers with a test button. Thin on purpose: rules, evaluation, silences and delivery live in
-`nox_ui/alerts`; every action re-checks the operator role with `guard.require` first, and every read
+`nox_ui/alerts`; every action re-checks the operator role with `await guard.allow` first, and every read
 runs in a worker thread, never on the event loop. An alert's delivery log and where notifiers send to
 are shown to operators and admins only, as in the API.
 

@@ -1,6 +1,6 @@
 """The five tabs of /alerts, one builder each: Active, History, Rules, Silences and Notifiers. Each
 builds its table inside the current tab panel and owns its row actions; data arrives through `show`
-(read by the page in a worker thread). Every action re-checks the operator role (`guard.require` or
+(read by the page in a worker thread). Every action re-checks the operator role (`await guard.allow` or
 `guard.act`) and reads or writes in a worker thread."""
 
 from __future__ import annotations

@@ -142,9 +142,9 @@ async def archive(
 ) -> ArchiveOut:
     done = await run_in_threadpool(
         services.audit.archive,
+        admin,
         body.before,
         services.config.data_dir / "backups",
-        actor=admin,
         ip=client_ip(request),
     )
     return ArchiveOut(archived=done.count, file=done.path.name if done.path else None)

@@ -82,10 +82,10 @@ def create_user(
 ) -> UserOut:
     """Duplicate username: 409. Invalid username, role, email or password (policy): 422."""
     user = services.users.create(
+        admin,
         body.username,
         body.password,
         body.role,
-        actor=admin,
         display_name=body.display_name,
         email=body.email,
         ip=client_ip(request),

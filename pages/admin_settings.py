@@ -18,14 +18,13 @@ from nox_ui.components.theme import card
 from nox_ui.errors import NoxError
 from nox_ui.roles import Principal, Role
 from nox_ui.runtime_settings import GROUPS, SettingInfo
-from nox_ui.services.settings import InvalidSettings, SettingChange
+from nox_ui.services.settings import MAX_IMPORT_BYTES, InvalidSettings, SettingChange, check_import_size
 
 DIFF_COLUMNS: list[dict[str, Any]] = [
     {"name": "key", "label": "Setting", "field": "key", "align": "left"},
     {"name": "old", "label": "Now", "field": "old", "align": "left"},
     {"name": "new", "label": "After", "field": "new", "align": "left"},
 ]
-MAX_IMPORT_BYTES = 256 * 1024
 
 
 def _label(key: str) -> str:
@@ -172,6 +171,7 @@ def register(services: Services, guard: SessionGuard) -> None:
             if actor is None:
                 return
             try:
+                check_import_size(event.file.size())  # the upload's own limit is only the browser's
                 document = json.loads(await event.file.text())
                 diff = await run.io_bound(config.import_, actor, document, dry_run=True)
             except ValueError:

@@ -190,6 +190,7 @@ def test_role_ladder() -> None:
 
 def test_only_admins_create_users_through_a_principal(accounts: Services) -> None:
     victor = accounts.auth.resolve_session(_sign_in(accounts, "victor", VIEWER_PASSWORD))
+    assert victor is not None
     with pytest.raises(Forbidden):
         accounts.users.create(victor, "sneaky", "a long enough password", "admin")
     with accounts.db.session() as session:

@@ -23,7 +23,7 @@ from sqlmodel import Session, select
 
 from nox_ui.crypto import SecretBox, SecretUnreadable
 from nox_ui.db import Database
-from nox_ui.errors import Invalid
+from nox_ui.errors import Invalid, NoxError
 from nox_ui.models import RuntimeSetting, utcnow
 from nox_ui.roles import Principal, Role
 from nox_ui.runtime_settings import SECRET_KEYS, RuntimeSettings, SettingInfo, field_errors, registry
@@ -31,6 +31,22 @@ from nox_ui.services.audit import AuditService
 from nox_ui.signals import Signal
 
 EXPORT_FORMAT = "nox-ui-settings/1"
+# The largest settings import accepted (an export is a few KiB), from the page and the API alike.
+MAX_IMPORT_BYTES = 256 * 1024
+
+
+class ImportTooLarge(NoxError):
+    status_code = 413
+
+
+def check_import_size(size: int) -> None:
+    """ImportTooLarge (413) for an import document over MAX_IMPORT_BYTES: refused before it is parsed."""
+    if size > MAX_IMPORT_BYTES:
+        raise ImportTooLarge(
+            f"a settings import is at most {MAX_IMPORT_BYTES // 1024} KiB; this one is {-(-size // 1024)} KiB"
+        )
+
+
 # Called with the new settings and the keys that changed.
 SettingsListener = Callable[[RuntimeSettings, frozenset[str]], None]
 

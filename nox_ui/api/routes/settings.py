@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from nox_ui.api.deps import client_ip, get_services, require_role
 from nox_ui.app import Services
 from nox_ui.roles import Principal, Role
-from nox_ui.services.settings import InvalidSettings, SettingChange
+from nox_ui.services.settings import InvalidSettings, SettingChange, check_import_size
 
 router = APIRouter(prefix="/settings", tags=["settings"])
 admin = require_role(Role.ADMIN)
@@ -88,7 +88,8 @@ def export_settings(
     response_model=ImportResult,
     summary="Import an export document; with dry_run=true only the diff is returned",
     responses={
-        422: {"description": "not an export, an unknown name or an invalid value; nothing was changed"}
+        413: {"description": "the document is larger than 256 KiB; nothing was changed"},
+        422: {"description": "not an export, an unknown name or an invalid value; nothing was changed"},
     },
 )
 async def import_settings(
@@ -98,6 +99,7 @@ async def import_settings(
     principal: Principal = Depends(admin),
     services: Services = Depends(get_services),
 ) -> Any:
+    check_import_size(len(await request.body()))  # the parsed body is cached: this reads nothing again
     try:
         diff = await run_in_threadpool(
             services.settings.import_, principal, document, dry_run=dry_run, ip=client_ip(request)

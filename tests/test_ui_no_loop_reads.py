@@ -171,7 +171,7 @@ async def test_the_alerts_page_reads_nothing_on_the_loop(
 async def test_the_other_pages_read_nothing_on_the_loop(
     app_user: User, accounts: Services, loop_reads: list[LoopRead]
 ) -> None:
-    nina = accounts.users.create("nina", "a long enough password", "viewer")
+    nina = accounts.users.create(PANEL, "nina", "a long enough password", "viewer")
     await sign_in(app_user, "admin", ADMIN_PASSWORD, next_path="/")
     await app_user.should_see(marker="hostname", retries=WAIT)
 

@@ -8,6 +8,7 @@ from nicegui import ui
 from nicegui.testing import User
 
 from nox_ui.app import Services
+from nox_ui.roles import PANEL
 from tests.conftest import OPERATOR_PASSWORD, sign_in
 from tests.test_ui_alerts import settle, table
 
@@ -41,7 +42,7 @@ async def test_an_email_notifier_is_made_from_the_form_of_its_kind(
 
 async def test_editing_a_webhook_shows_no_secret_and_keeps_it(app_user: User, accounts: Services) -> None:
     hook = accounts.notifiers.create(
-        None, "hook", "webhook", {"url": "https://hooks.example.org/in?token=abc", "secret": "s3cret-value"}
+        PANEL, "hook", "webhook", {"url": "https://hooks.example.org/in?token=abc", "secret": "s3cret-value"}
     )
     await sign_in(app_user, "olga", OPERATOR_PASSWORD, next_path="/alerts")
     await settle(lambda: len(table(app_user, "notifiers").rows) == 1)

@@ -475,7 +475,7 @@ def test_cli_verify_names_the_bad_archive_row(cli_dir: Path, capsys: pytest.Capt
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["--before", "yesterday"], 1, "nox-ui: error: --before: expected YYYY-MM-DD or an ISO 8601 time"),
+        (["--before", "yesterday"], 1, "nox-ui: error: --before: expected Unix seconds or ISO 8601"),
         (["--older-than-days", "-3"], 1, "nox-ui: error: --older-than-days must not be negative"),
         (["--older-than-days", "x"], 2, "invalid int value"),
         ([], 2, "one of the arguments --before --older-than-days is required"),

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 from loguru import logger
@@ -58,7 +59,37 @@ def announce_setup(services: Services) -> None:
     )
 
 
+# The Socket.IO *client* half that NiceGUI's server pulls in (engineio.client, engineio.async_client)
+# tries these HTTP client libraries and works without them; the panel only serves Socket.IO, so they
+# would sit idle in memory (~14 MiB resident with both). Outside that one import they stay importable
+# as usual (apprise uses requests when a notification goes out). aiohttp is only installed with the
+# `bench` extra anyway, so this also makes a dev install measure like a production one.
+SOCKETIO_CLIENT_LIBRARIES = ("requests", "aiohttp")
+
+
+def import_socketio_server_only() -> None:
+    """Import engineio (and so Socket.IO) with its client libraries hidden; a no-op once imported."""
+    if "engineio" in sys.modules:
+        return
+    hidden = [name for name in SOCKETIO_CLIENT_LIBRARIES if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # `import name` raises ImportError
+    try:
+        import engineio  # noqa: F401
+    except ImportError:  # a version that needs them after all: import as usual
+        for name in hidden:
+            del sys.modules[name]
+        hidden = []
+        import engineio  # noqa: F401
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, "") is None:
+                del sys.modules[name]
+
+
 def serve(settings: Settings) -> None:
+    import_socketio_server_only()
+
     from nicegui import app, ui
     from nicegui.storage import Storage
 

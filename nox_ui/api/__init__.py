@@ -1,4 +1,7 @@
-"""The REST API: a FastAPI sub-application mounted at /api/v1 with its own OpenAPI document."""
+"""The REST API: a FastAPI sub-application mounted at /api/v1 with its own OpenAPI document.
+
+Importing this package is cheap; the route modules and their request and response models (~5 MiB
+resident) are imported by `create_api`, which `serve` runs on the first request to the API."""
 
 from __future__ import annotations
 
@@ -14,7 +17,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nox_ui import __version__
 from nox_ui.api.deps import current_principal, throttle
-from nox_ui.api.routes import alerts, audit, auth, metrics, notifiers, processes, settings, tokens, users
 from nox_ui.app import Services
 from nox_ui.errors import NoxError, RateLimited
 
@@ -22,6 +24,8 @@ API_PREFIX = "/api/v1"
 
 
 def create_api(services: Services) -> FastAPI:
+    from nox_ui.api.routes import alerts, audit, auth, metrics, notifiers, processes, settings, tokens, users
+
     api = FastAPI(
         title="Nox UI API",
         version=__version__,

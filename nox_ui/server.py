@@ -75,7 +75,7 @@ def import_socketio_server_only() -> None:
     for name in hidden:
         sys.modules[name] = None  # type: ignore[assignment]  # `import name` raises ImportError
     try:
-        import engineio  # noqa: F401
+        import engineio
     except ImportError:  # a version that needs them after all: import as usual
         for name in hidden:
             del sys.modules[name]

@@ -61,3 +61,39 @@ def test_the_cli_lists_users_without_the_runtime(tmp_path: Path) -> None:
     prepare_core(Settings(data_dir=tmp_path)).close()
     loaded = _loaded_after("from nox_ui.cli import main\nmain(['users', 'list'])", tmp_path)
     assert loaded == []
+
+
+def _run(code: str, data_dir: Path) -> list[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "NOX_DATA_DIR": str(data_dir)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True, cwd=ROOT
+    ).stdout
+    return list(json.loads(out.strip().splitlines()[-1]))
+
+
+def test_serve_loads_no_http_client_library_until_one_is_used(tmp_path: Path) -> None:
+    """`serve` imports NiceGUI's Socket.IO server without the client side's requests/aiohttp (~14 MiB),
+    and the web app is built without the API's route modules (built on the first API request); both
+    libraries stay importable for what needs them later (apprise uses requests)."""
+    from nox_ui.config import Settings
+    from nox_ui.server import prepare_core
+
+    prepare_core(Settings(data_dir=tmp_path)).close()
+    loaded = _run(
+        "import sys, json\n"
+        "from nox_ui.server import import_socketio_server_only, prepare\n"
+        "from nox_ui.config import Settings\n"
+        "import_socketio_server_only()\n"
+        "from nicegui import app, ui\n"
+        "from nox_ui.web import mount_app\n"
+        "services = prepare(Settings())\n"
+        "mount_app(services)\n"
+        "before = sorted({m.split('.')[0] for m in sys.modules} & {'requests', 'aiohttp'})\n"
+        "before += sorted(m for m in sys.modules if m.startswith('nox_ui.api.routes'))\n"
+        "import requests\n"
+        "assert requests.Session\n"
+        "services.close()\n"
+        "print(json.dumps(before))",
+        tmp_path,
+    )
+    assert loaded == []

@@ -42,6 +42,7 @@ def test_acknowledged_write_survives_kill_9(tmp_path: Path) -> None:
         f"""
         import os, signal
         from nox_ui.config import Settings
+        from nox_ui.roles import PANEL
         from nox_ui.server import prepare
         services = prepare(Settings(data_dir={str(tmp_path)!r}))
         services.users.create(PANEL, "survivor", "a long enough password", "viewer")

@@ -71,7 +71,10 @@ class NotifierDialog:
             self.name = ui.input("Name").props("outlined dense").classes("w-full").mark("notifier-name")
             labels = {name: kind.label for name, kind in self.kinds.items()}
             self.kind = (
-                ui.select(labels, value=first, label="Kind").props("outlined dense").mark("notifier-kind")
+                ui.select(labels, value=first, label="Kind")
+                .props("outlined dense")
+                .classes("w-full")
+                .mark("notifier-kind")
             )
             for name, kind in self.kinds.items():
                 self.inputs[name] = {

@@ -11,8 +11,9 @@ through the printed setup URL, signs in, and writes:
     dashboard-phone.png   390x844, signed in, light mode
     users.png, settings.png, settings-diff.png, audit.png
                           1280x800, the admin screens, light mode
-    alerts.png, alert-rule.png
-                          1280x800, a firing alert; the rule editor with its preview
+    alerts.png, alert-rule.png, notifier.png
+                          1280x800, a firing alert; the rule editor with its preview; the notifier
+                          form (email)
 """
 
 from __future__ import annotations
@@ -165,6 +166,15 @@ def take(browser: Browser, base_url: str, setup_url: str, out: Path, warmup: flo
         expect(firing).to_be_visible(timeout=20_000)
         expect(page.locator(".q-notification")).to_have_count(0, timeout=15_000)
         shot(page, "alerts")
+        # The notifier form is built from the kinds' registry: show the email kind's fields.
+        page.get_by_role("tab", name="Notifiers").click()
+        page.get_by_role("button", name="New notifier").click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_label("Name").fill("On-call mail")
+        dialog.get_by_label("Kind").click()
+        page.get_by_role("option", name="Email").click()
+        shot(page, "notifier")
+        dialog.get_by_role("button", name="Cancel").click()
 
     def admin_screens(page: Page) -> None:
         page.goto("/admin/users")

@@ -44,16 +44,16 @@ class NoStore:
         return self.fired
 
     def mark_notified(self, alert_id: int, at: datetime) -> None:
-        pass
+        """Nothing is stored, so there is nothing to mark."""
 
     def resolve(self, alert_id: int, at: datetime, value: float | None) -> None:
-        pass
+        """Nothing is stored, so there is nothing to resolve."""
 
     def firing(self) -> list[StoredFiring]:
         return []
 
     def resolve_stale(self, alert_ids: Sequence[int], at: datetime) -> None:
-        pass
+        """Nothing is stored, so nothing is stale."""
 
 
 def synthetic_rules(series: Sequence[str], count: int) -> list[RuleDef]:

@@ -12,6 +12,7 @@ empty it keeps the stored value.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -69,8 +70,9 @@ class SendContext:
     delivery_id: int
 
 
-class NotifierKind:
-    """One kind of notifier. Subclasses set the class attributes and override what differs."""
+class NotifierKind(ABC):
+    """One kind of notifier. Subclasses set the class attributes, implement `send`, and override what
+    differs; a subclass without `send` cannot be instantiated, so it cannot be registered."""
 
     name: ClassVar[str]
     label: ClassVar[str]
@@ -136,9 +138,10 @@ class NotifierKind:
         """Secrets from elsewhere a send uses (the SMTP password), scrubbed as well."""
         return []
 
-    def check_targets(self, config: Mapping[str, Any], guard: OutboundGuard) -> None:
+    def check_targets(self, config: Mapping[str, Any], guard: OutboundGuard) -> None:  # noqa: B027
         """Refuse a config whose target is internal as written (an IP literal, `localhost`) unless the
-        admin allowed it; names are checked when they are resolved, at send time."""
+        admin allowed it; names are checked when they are resolved, at send time. The default is for
+        kinds without targets of their own (email goes to the SMTP server of the settings)."""
 
     def summary(self, public: Mapping[str, Any]) -> str:
         """One line naming where a notifier sends, from its public config (the notifiers table)."""
@@ -148,9 +151,9 @@ class NotifierKind:
 
     # -- sending -------------------------------------------------------------------------------------
 
+    @abstractmethod
     async def send(self, config: Mapping[str, Any], message: AlertMessage, context: SendContext) -> None:
         """Deliver `message`; raise `channels.DeliveryError` with what the delivery log should say."""
-        raise NotImplementedError
 
     # -- the form ------------------------------------------------------------------------------------
 

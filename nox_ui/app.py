@@ -25,6 +25,8 @@ from nox_ui.config import Settings
 from nox_ui.crypto import SecretBox
 from nox_ui.db import Database
 from nox_ui.outbound import OutboundGuard
+from nox_ui.plugins.catalog import PluginCatalog
+from nox_ui.plugins.settings import PluginSettings
 from nox_ui.runtime_settings import RuntimeSettings
 from nox_ui.services.audit import AuditService
 from nox_ui.services.auth import AuthService, LoginPolicy, SessionPolicy
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from nox_ui.alerts.retention import AlertHistoryRetention
     from nox_ui.alerts.wiring import Alerting
     from nox_ui.metrics.service import MetricsService
+    from nox_ui.plugins.host import PluginHost
     from nox_ui.services.api_limits import ApiRateLimiter
     from nox_ui.services.processes import ProcessService
     from nox_ui.services.retention import AuditRetention, Housekeeping
@@ -53,6 +56,8 @@ class Core:
     users: UserService
     auth: AuthService
     setup: SetupService
+    plugin_catalog: PluginCatalog  # the plugins found and the admins' decisions (runs none of them)
+    plugin_settings: PluginSettings
 
     def close(self) -> None:
         self.db.dispose()
@@ -89,6 +94,8 @@ def build_core(config: Settings) -> Core:
         users=users,
         auth=auth,
         setup=SetupService(users),
+        plugin_catalog=PluginCatalog(db, audit, config.data_dir / "plugins"),
+        plugin_settings=PluginSettings(db, audit, secrets),
     )
 
 
@@ -102,13 +109,17 @@ class Services(Core):
     housekeeping: Housekeeping
     notifiers: NotifierService
     alerts: Alerting
+    plugins: PluginHost
     _housekeeping_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _plugins_task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     def start(self) -> None:
         """Start the background work on the running event loop (idempotent): the sampler, the delivery
-        queue's thread, and hourly housekeeping (which runs once now)."""
+        queue's thread, hourly housekeeping (which runs once now), and the enabled plugins."""
         self.metrics.start()
         self.notifiers.queue.start()
+        if self._plugins_task is None:
+            self._plugins_task = asyncio.get_running_loop().create_task(self.plugins.start(), name="plugins")
         if self._housekeeping_task is None or self._housekeeping_task.done():
             self._housekeeping_task = asyncio.get_running_loop().create_task(
                 self.housekeeping.run(), name="housekeeping"
@@ -120,6 +131,11 @@ class Services(Core):
         task, self._housekeeping_task = self._housekeeping_task, None
         if task is not None and not task.done():
             task.cancel()
+        loading, self._plugins_task = self._plugins_task, None
+        if loading is not None:
+            # A plugin still loading finishes first (each hook is time-bounded); a failure was recorded.
+            await asyncio.gather(loading, return_exceptions=True)
+        await self.plugins.stop()
         await self.metrics.stop()
         await self.alerts.engine.drain()
         self.notifiers.queue.stop()
@@ -139,6 +155,7 @@ def build_services(config: Settings) -> Services:
     from nox_ui.metrics.history import HistoryStore, Retention
     from nox_ui.metrics.sampler import Sampler
     from nox_ui.metrics.service import MetricsService
+    from nox_ui.plugins.host import PluginHost
     from nox_ui.services.api_limits import ApiRateLimiter
     from nox_ui.services.processes import ProcessService
     from nox_ui.services.retention import AuditRetention, Housekeeping
@@ -179,4 +196,5 @@ def build_services(config: Settings) -> Services:
         housekeeping=Housekeeping([audit_retention.run_once, alert_retention.run_once]),
         notifiers=notifiers,
         alerts=alerts,
+        plugins=PluginHost(core.plugin_catalog, core.plugin_settings, metrics, core.audit, config.data_dir),
     )

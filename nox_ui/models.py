@@ -149,6 +149,33 @@ class RuntimeSetting(SQLModel, table=True):
     updated_by: str = Field(default="system", max_length=64)
 
 
+# -- plugins (nox_ui/plugins) ------------------------------------------------------------------------
+
+
+class PluginRecord(SQLModel, table=True):
+    """An admin's decision about a discovered plugin: enabled or not. A plugin with no row is new, and
+    new plugins stay disabled until an admin enables them."""
+
+    __tablename__ = "plugins"
+
+    name: str = Field(primary_key=True, max_length=40)
+    enabled: bool = Field(default=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    updated_by: str = Field(default="system", max_length=64)
+
+
+class PluginSetting(SQLModel, table=True):
+    """One setting of a plugin changed from its default (its `settings_schema` model); the value is JSON."""
+
+    __tablename__ = "plugin_settings"
+
+    plugin: str = Field(primary_key=True, max_length=40)
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(sa_column=Column(Text(), nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts())
+    updated_by: str = Field(default="system", max_length=64)
+
+
 # -- alerting (nox_ui/alerts) ------------------------------------------------------------------------
 
 

@@ -216,18 +216,22 @@ _JSON_TYPES = {"string": "string", "integer": "integer", "boolean": "boolean", "
 _CONSTRAINT_KEYS = ("minimum", "maximum", "minLength", "maxLength")
 
 
-def registry() -> dict[str, SettingInfo]:
-    """Every setting in declaration order, described from the model's JSON schema."""
-    properties = RuntimeSettings.model_json_schema()["properties"]
+def registry(model: type[BaseModel] = RuntimeSettings, *, group: str = "") -> dict[str, SettingInfo]:
+    """Every setting of `model` (the panel's, or a plugin's `settings_schema`) in declaration order,
+    described from its JSON schema; `group` puts all of them in one group (a plugin's name). Raises
+    ValueError naming a field whose type the settings page and API cannot offer."""
+    properties = model.model_json_schema()["properties"]
     infos = {}
-    for key, field in RuntimeSettings.model_fields.items():
+    for key, field in model.model_fields.items():
         prop = properties[key]
+        if prop.get("type") not in _JSON_TYPES:
+            raise ValueError(f"setting {key!r}: only str, int, float and bool settings are supported")
         extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
         infos[key] = SettingInfo(
             key=key,
             type=_JSON_TYPES[prop["type"]],
             default=field.default,
-            group=str(extra.get("group", GENERAL)),
+            group=group or str(extra.get("group", GENERAL)),
             description=field.description or "",
             secret=bool(extra.get("secret", False)),
             constraints={name: prop[name] for name in _CONSTRAINT_KEYS if name in prop},
@@ -238,7 +242,7 @@ def registry() -> dict[str, SettingInfo]:
 SECRET_KEYS = frozenset(key for key, info in registry().items() if info.secret)
 
 
-def field_errors(exc: ValidationError) -> dict[str, str]:
+def field_errors(exc: ValidationError, model: type[BaseModel] = RuntimeSettings) -> dict[str, str]:
     """pydantic's errors as {setting key: readable message}; cross-field errors under the first key named."""
     errors: dict[str, str] = {}
     for error in exc.errors():
@@ -247,7 +251,7 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
         if loc:
             key = str(loc[0])
         else:
-            named = [k for k in RuntimeSettings.model_fields if k in message]
+            named = [k for k in model.model_fields if k in message]
             key = min(named, key=message.index) if named else "__all__"
         if error.get("type") == "extra_forbidden":
             message = "unknown setting"

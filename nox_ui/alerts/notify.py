@@ -107,6 +107,7 @@ class NotifierView:
     config: dict[str, Any]
     created_at: datetime
     updated_at: datetime
+    available: bool = True  # False while its kind is not registered (its plugin disabled or removed)
 
 
 @dataclass(frozen=True)
@@ -767,6 +768,7 @@ class NotifierService:
             config=kinds.shown_config(row.kind, _stored_config(row)),
             created_at=row.created_at,
             updated_at=row.updated_at,
+            available=kinds.find(row.kind) is not None,
         )
 
     # -- changing ----------------------------------------------------------------------------------

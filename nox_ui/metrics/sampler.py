@@ -102,6 +102,18 @@ class Sampler:
         self._workers = _Workers("collector")
         self._running: dict[str, tuple[float, Future[Any]]] = {}  # collector name: (started, its call)
 
+    def add(self, collector: Collector) -> None:
+        """Add a collector (a plugin enabled): sampled from the next tick on. The list is replaced, not
+        changed in place, so a tick iterating the old one finishes undisturbed."""
+        self.health[collector.name] = CollectorHealth()
+        self.collectors = [*self.collectors, collector]
+
+    def remove(self, name: str) -> None:
+        """Stop sampling a collector (a plugin disabled); its series get no new values."""
+        self.collectors = [c for c in self.collectors if c.name != name]
+        self.health.pop(name, None)
+        self._running.pop(name, None)
+
     @property
     def specs(self) -> list[MetricSpec]:
         return [spec for collector in self.collectors for spec in collector.specs]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from loguru import logger
 
 from nox_ui.errors import NotFound
+from nox_ui.metrics.collectors import Collector
 from nox_ui.metrics.history import HistoryResult, HistoryStore
 from nox_ui.metrics.sampler import Sample, Sampler
 from nox_ui.metrics.series import MetricSpec, parse_series, series_id, series_name
@@ -97,6 +98,18 @@ class MetricsService:
             await asyncio.to_thread(self.history.write, minutes)
         except Exception:
             logger.exception("writing {} minutes of history failed", len(minutes))
+
+    def add_collector(self, collector: Collector) -> None:
+        """A plugin's collector joins the sampler; its metrics become known to history, alert rules and
+        /metrics (the same `specs` mapping they all read)."""
+        for spec in collector.specs:
+            self.specs[spec.name] = spec
+        self.sampler.add(collector)
+
+    def remove_collector(self, name: str) -> None:
+        """Stop a plugin's collector. Its specs stay known, so stored history stays readable and rules on
+        its metrics stay valid; the series simply go stale (and leave /metrics with the next sample)."""
+        self.sampler.remove(name)
 
     # -- reading -----------------------------------------------------------------------------------
 

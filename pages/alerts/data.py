@@ -108,6 +108,6 @@ def notifier_row(view: NotifierView, *, show_targets: bool) -> dict[str, Any]:
     return {
         "id": view.id,
         "name": view.name,
-        "kind": view.kind,
+        "kind": view.kind if view.available else f"{view.kind} (unavailable: its plugin is not enabled)",
         "target": notifier_target(view) if show_targets else "(shown to operators)",
     }

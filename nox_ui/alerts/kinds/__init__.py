@@ -33,6 +33,7 @@ __all__ = [
     "SendContext",
     "all_kinds",
     "check_kind",
+    "check_kind_name",
     "check_targets",
     "find",
     "get",
@@ -58,16 +59,24 @@ _REGISTRY: dict[str, NotifierKind] = {}
 def register(kind: NotifierKind) -> NotifierKind:
     """Add a kind (its `name`: lower case letters, digits, `-` and `_`; at most 16 characters, the API's
     limit). Registering a name twice replaces the earlier kind."""
-    name = kind.name
+    name = check_kind_name(kind.name)
+    _REGISTRY[name] = kind
+    return kind
+
+
+def check_kind_name(name: object) -> str:
+    """A kind's name as `register` takes it, or ValueError saying what is wrong."""
     if (
-        not name
+        not isinstance(name, str)
+        or not name
         or len(name) > 16
         or name != name.strip().lower()
         or not name.replace("-", "").replace("_", "").isalnum()
     ):
-        raise ValueError(f"invalid notifier kind name {name!r}")
-    _REGISTRY[str(name)] = kind
-    return kind
+        raise ValueError(
+            f"invalid notifier kind name {name!r}: 1 to 16 lower-case letters, digits, '-' and '_'"
+        )
+    return name
 
 
 def unregister(name: str) -> None:

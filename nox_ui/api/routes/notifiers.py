@@ -36,6 +36,7 @@ class NotifierOut(BaseModel):
     config: dict[str, Any] = Field(description="without secrets: " + CONFIG_DOC)
     created_at: datetime
     updated_at: datetime
+    available: bool = Field(description="false while its kind is not registered (its plugin is disabled)")
 
     @classmethod
     def of(cls, view: NotifierView) -> NotifierOut:
@@ -46,6 +47,7 @@ class NotifierOut(BaseModel):
             config=view.config,
             created_at=view.created_at,
             updated_at=view.updated_at,
+            available=view.available,
         )
 
 

@@ -1,41 +1,21 @@
-"""The app frame: header (product, connection indicator, theme toggle, user menu) and the nav drawer."""
+"""The app frame: header (product, connection indicator, theme toggle, user menu) and the nav drawer.
+
+The drawer lists the nav items registered through the `nav_items` hook: the panel's own (a default
+plugin, `nox_ui/plugins/builtin.py`) and every enabled plugin's, for the viewer's role. It is redrawn
+when a plugin is enabled, disabled or fails, so open pages gain or lose entries at once."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 from nicegui import app, ui
 
+from nox_ui.alerts.evaluation import AlertCounts
 from nox_ui.components.session import SIGN_OUT_FORM, SessionGuard
 from nox_ui.components.signals import ui_event
 from nox_ui.components.theme import apply_theme
-from nox_ui.roles import Principal, Role
-
-
-@dataclass(frozen=True)
-class NavItem:
-    label: str
-    icon: str
-    path: str
-    role: Role = Role.VIEWER
-
-
-NAV_ITEMS: list[NavItem] = [
-    NavItem("Dashboard", "dashboard", "/"),
-    NavItem("History", "timeline", "/history"),
-    NavItem("Processes", "memory", "/processes"),
-    NavItem("Alerts", "notifications", "/alerts"),
-    NavItem("Users", "group", "/admin/users", Role.ADMIN),
-    NavItem("Settings", "tune", "/admin/settings", Role.ADMIN),
-    NavItem("Audit log", "fact_check", "/admin/audit", Role.ADMIN),
-]
-
-
-def nav_items_for(principal: Principal) -> list[NavItem]:
-    return [item for item in NAV_ITEMS if principal.role.allows(item.role)]
-
+from nox_ui.roles import Principal
 
 ALERTS_PATH = "/alerts"
 
@@ -51,7 +31,15 @@ def _firing_badge(guard: SessionGuard) -> None:
         badge.props(f'aria-label="{unacknowledged} firing alerts not acknowledged"')
 
     show(engine.counts().unacknowledged)
-    ui_event(engine.changed).subscribe(lambda counts: show(counts.unacknowledged))
+    event = ui_event(engine.changed)
+
+    def on_counts(counts: AlertCounts) -> None:
+        if badge.is_deleted:  # the menu was redrawn (a plugin came or went): this badge is gone
+            event.unsubscribe(on_counts)
+            return
+        show(counts.unacknowledged)
+
+    event.subscribe(on_counts)
 
 
 # Polls the socket state (cheap, client-side only) and colours the header dot.
@@ -79,7 +67,8 @@ _CONNECTION_JS = """
 @contextmanager
 def frame(guard: SessionGuard, principal: Principal, title: str) -> Iterator[None]:
     apply_theme()
-    current_path = ui.context.client.page.path
+    request = ui.context.client.request
+    current_path = request.url.path if request is not None else ui.context.client.page.path
     site_name = guard.services.settings.current.site_name
     ui.page_title(f"{title} · {site_name}")
     dark = ui.dark_mode(app.storage.user.get("dark"))
@@ -136,8 +125,20 @@ def frame(guard: SessionGuard, principal: Principal, title: str) -> Iterator[Non
         .props("width=220 breakpoint=800 bordered")
         .classes("nox-drawer q-pa-none") as drawer
     ):
-        with ui.list().props("padding").classes("w-full"):
-            for item in nav_items_for(principal):
+        _nav_list(guard, principal, current_path)
+
+    ui.add_body_html(f"<script>{_CONNECTION_JS}</script>")
+    with ui.column().classes("w-full max-w-screen-xl mx-auto q-pa-md gap-4"):
+        yield
+
+
+def _nav_list(guard: SessionGuard, principal: Principal, current_path: str) -> None:
+    plugins = guard.services.plugins
+
+    @ui.refreshable
+    def entries() -> None:
+        with ui.list().props("padding").classes("w-full").mark("nav"):
+            for item in plugins.nav_items(principal):
                 active = item.path == current_path
                 with (
                     ui.item(on_click=lambda path=item.path: ui.navigate.to(path))
@@ -151,9 +152,8 @@ def frame(guard: SessionGuard, principal: Principal, title: str) -> Iterator[Non
                         with ui.item_section().props("side"):
                             _firing_badge(guard)
 
-    ui.add_body_html(f"<script>{_CONNECTION_JS}</script>")
-    with ui.column().classes("w-full max-w-screen-xl mx-auto q-pa-md gap-4"):
-        yield
+    entries()
+    ui_event(plugins.changed).subscribe(lambda _name: entries.refresh())
 
 
 def forbidden_page(guard: SessionGuard, principal: Principal, message: str) -> None:

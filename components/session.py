@@ -74,6 +74,11 @@ class SessionGuard:
 
         return decorator
 
+    async def check_page(self, principal: Principal, role: Role) -> None:
+        """For a page whose role is known only once it runs (a plugin's): `Forbidden` (audited) when the
+        principal's role is too low."""
+        await self._check(principal, role, ui.context.client.request, details=None)
+
     async def _check(
         self, principal: Principal, role: Role, request: Request | None, details: dict[str, Any] | None
     ) -> Principal:

@@ -9,12 +9,14 @@ from nox_ui.components.frame import forbidden_page
 from nox_ui.components.session import SessionGuard
 from nox_ui.pages import (
     admin_audit,
+    admin_plugins,
     admin_settings,
     admin_users,
     alerts,
     dashboard,
     history,
     login,
+    plugin_pages,
     processes,
     profile,
     setup,
@@ -34,4 +36,6 @@ def register_pages(services: Services) -> SessionGuard:
     admin_users.register(services, guard)
     admin_settings.register(services, guard)
     admin_audit.register(services, guard)
+    admin_plugins.register(services, guard)
+    plugin_pages.register(services, guard)
     return guard

@@ -14,8 +14,10 @@ from nox_ui.components.format import format_bytes
 from nox_ui.components.frame import frame
 from nox_ui.components.live import CHART_SECONDS, DashboardFeed, View
 from nox_ui.components.session import SessionGuard
+from nox_ui.components.signals import ui_event
 from nox_ui.components.theme import card
 from nox_ui.metrics.host import host_facts
+from nox_ui.plugins.spec import PluginUser
 from nox_ui.roles import Principal
 
 Setter = Callable[[Any], object]
@@ -95,6 +97,30 @@ class _Cards:
             detail = self.text(f"{key}.detail", "text-caption nox-muted").mark(f"{key}-detail")
             detail.classes("leading-tight")
         return box
+
+
+def plugin_widgets(services: Services, principal: Principal) -> None:
+    """The enabled plugins' dashboard widgets, one card each, redrawn when a plugin comes or goes. A widget
+    that raises is replaced by a line saying so, and its plugin is marked failed (and withdrawn)."""
+    plugins = services.plugins
+
+    @ui.refreshable
+    def widgets() -> None:
+        found = plugins.widgets(principal)
+        if not found:
+            return
+        with ui.element("div").classes("grid grid-cols-1 md:grid-cols-2 xl:grid-cols-3 gap-4 w-full"):
+            for name, widget in found:
+                with card().classes("q-pa-md").mark(f"widget-{name}"):
+                    ui.label(widget.title).classes("text-subtitle2 nox-muted uppercase tracking-wide")
+                    try:
+                        widget.build(PluginUser.of(principal))
+                    except Exception as exc:  # the plugin's bug: it is withdrawn, the dashboard goes on
+                        plugins.report_failure(name, f"widget {widget.title!r}", exc)
+                        ui.label(f"This widget failed: {type(exc).__name__}: {exc}").classes("text-negative")
+
+    widgets()
+    ui_event(plugins.changed).subscribe(lambda _name: widgets.refresh())
 
 
 def register(services: Services, guard: SessionGuard) -> None:
@@ -198,6 +224,8 @@ def register(services: Services, guard: SessionGuard) -> None:
                         ui.label(title).classes("text-subtitle2 nox-muted q-px-sm")
                         charts[name] = live_chart(series, unit=unit)
                         charts[name].mark(f"chart-{name}").classes(f"nox-chart-{name}")
+
+            plugin_widgets(services, principal)
 
         cards.apply(view)
         chart_ids = {name: chart.id for name, chart in charts.items()}

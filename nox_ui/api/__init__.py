@@ -24,7 +24,18 @@ API_PREFIX = "/api/v1"
 
 
 def create_api(services: Services) -> FastAPI:
-    from nox_ui.api.routes import alerts, audit, auth, metrics, notifiers, processes, settings, tokens, users
+    from nox_ui.api.routes import (
+        alerts,
+        audit,
+        auth,
+        metrics,
+        notifiers,
+        plugins,
+        processes,
+        settings,
+        tokens,
+        users,
+    )
 
     api = FastAPI(
         title="Nox UI API",
@@ -37,10 +48,11 @@ def create_api(services: Services) -> FastAPI:
         dependencies=[Depends(throttle)],
     )
     api.state.services = services
-    for module in (auth, users, processes, metrics, audit, tokens, settings, notifiers, alerts):
+    for module in (auth, users, processes, metrics, audit, tokens, settings, notifiers, alerts, plugins):
         _declare_errors(module.router)
         api.include_router(module.router)
     _add_error_schema(api)
+    plugins.mount_plugin_routes(api, services)
 
     @api.exception_handler(NoxError)
     async def domain_error(_request: Request, exc: NoxError) -> JSONResponse:
@@ -64,6 +76,11 @@ def create_api(services: Services) -> FastAPI:
     @api.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.opt(exception=exc).error("unhandled error on {} {}", request.method, request.url.path)
+        plugin = getattr(request.scope.get("route"), "nox_plugin", None)
+        if plugin is not None:  # a plugin's route raised: the plugin is marked failed and withdrawn
+            services.plugins.report_failure(plugin, f"API {request.method} {request.url.path}", exc)
+            detail = f"plugin {plugin!r} failed and has been switched off; see /admin/plugins"
+            return JSONResponse({"detail": detail}, status_code=500)
         return JSONResponse({"detail": "internal error; see the server log"}, status_code=500)
 
     return api

@@ -22,6 +22,11 @@ from nox_ui.roles import CLI, Role
 
 if TYPE_CHECKING:
     from nox_ui.app import Core
+    from nox_ui.plugins.catalog import CatalogEntry
+
+# How soon a running panel applies a decision made here: PluginHost.WATCH_SECONDS (the host is the
+# runtime's, so the CLI does not import it).
+PLUGIN_WATCH_SECONDS = 5
 
 
 class CliError(Exception):
@@ -126,6 +131,60 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 def cmd_audit_reanchor(args: argparse.Namespace) -> int:
     head = _services(args).audit.reanchor(CLI, reason=args.reason)
     print(f"audit log re-anchored at event {head.last_id} ({head.count} events)")
+    return 0
+
+
+def _plugin_state(entry: CatalogEntry) -> str:
+    """enabled, disabled, incompatible (its supported panel versions exclude this one) or refused."""
+    if entry.refused:
+        return "incompatible" if entry.incompatible else "refused"
+    return "enabled" if entry.enabled else "disabled"
+
+
+def cmd_plugins_list(args: argparse.Namespace) -> int:
+    catalog = _services(args).plugin_catalog
+    entries = catalog.entries(refresh=True)
+    if not entries:
+        print("no plugins found")
+        return 0
+    name_width = max(24, *(len(entry.name) + 1 for entry in entries))
+    print(f"{'NAME':<{name_width}} {'VERSION':<12} {'STATE':<13} SOURCE")
+    for entry in entries:
+        state = _plugin_state(entry)
+        print(f"{entry.name:<{name_width}} {entry.info.version:<12} {state:<13} {entry.info.source}")
+    return 0
+
+
+def cmd_plugins_enable(args: argparse.Namespace) -> int:
+    _services(args).plugin_catalog.enable(CLI, args.name)
+    print(f"plugin {args.name!r} enabled; a running panel loads it within {PLUGIN_WATCH_SECONDS} s")
+    return 0
+
+
+def cmd_plugins_disable(args: argparse.Namespace) -> int:
+    _services(args).plugin_catalog.disable(CLI, args.name)
+    print(f"plugin {args.name!r} disabled; a running panel unloads it within {PLUGIN_WATCH_SECONDS} s")
+    return 0
+
+
+def cmd_plugins_info(args: argparse.Namespace) -> int:
+    catalog = _services(args).plugin_catalog
+    entry = catalog.entry(args.name)
+    info = entry.info
+    fields = [
+        ("name", info.name),
+        ("version", info.version),
+        ("description", info.description),
+        ("author", info.author),
+        ("homepage", info.homepage),
+        ("panel", info.panel or "any version"),
+        ("source", info.source),
+        ("module", info.module),
+        ("state", _plugin_state(entry)),
+        ("reason", entry.refused),
+    ]
+    for label, value in fields:
+        print(f"{label + ':':<13}{value or '-'}")
     return 0
 
 
@@ -322,6 +381,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="with NOX_SECRET_KEY set to the new key: a file holding the previous key",
     )
     rotate.add_argument("--force", action="store_true", help="rotate even if the panel's port answers")
+
+    plugins = commands.add_parser(
+        "plugins", help="plugins: list, enable, disable", description="the plugins found and their state"
+    )
+    plugin_cmds = plugins.add_subparsers(dest="plugins_command", metavar="ACTION", parser_class=_Parser)
+    plugin_cmds.required = True
+    add(plugin_cmds, "list", cmd_plugins_list, "list the plugins found (entry points and DATA_DIR/plugins)")
+    plugin_enable = add(
+        plugin_cmds, "enable", cmd_plugins_enable, "enable a plugin (its code then runs inside the panel)"
+    )
+    plugin_enable.add_argument("name")
+    plugin_disable = add(plugin_cmds, "disable", cmd_plugins_disable, "disable a plugin")
+    plugin_disable.add_argument("name")
+    plugin_info = add(plugin_cmds, "info", cmd_plugins_info, "show a plugin's metadata, state and reason")
+    plugin_info.add_argument("name")
 
     db = commands.add_parser("db", help="database migrations", description="database migrations")
     db_cmds = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)

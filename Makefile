@@ -15,8 +15,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(PIP) install -e .
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml examples/nox-ui-example-plugin/pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[test]'
+	$(PIP) install -e examples/nox-ui-example-plugin
 	@touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed

@@ -20,9 +20,9 @@ from starlette.routing import BaseRoute, Mount
 from nox_ui.api import API_PREFIX, create_api, routes
 from nox_ui.api.deps import current_principal
 from nox_ui.app import Services
-from nox_ui.components.frame import NAV_ITEMS
 from nox_ui.errors import Forbidden
 from nox_ui.models import AuditEvent
+from nox_ui.plugins import builtin
 from nox_ui.roles import PANEL, Principal, Role
 from nox_ui.web import machine_router
 from tests.conftest import ADMIN_PASSWORD, OPERATOR_PASSWORD, VIEWER_PASSWORD, bearer, sign_in
@@ -72,13 +72,14 @@ def test_a_viewer_gets_403_on_every_admin_api_route(api: TestClient, accounts: S
     assert accounts.settings.public() == settings_before
 
 
+NAV_ITEMS = builtin.nav_items()
 ADMIN_SCREENS = [item.path for item in NAV_ITEMS if item.role is Role.ADMIN]
 
 
 async def test_a_viewer_gets_403_on_every_admin_screen_and_sees_none_in_the_menu(
     app_user: User, accounts: Services
 ) -> None:
-    assert {"/admin/users", "/admin/settings", "/admin/audit"} <= set(ADMIN_SCREENS)
+    assert {"/admin/users", "/admin/settings", "/admin/plugins", "/admin/audit"} <= set(ADMIN_SCREENS)
     await sign_in(app_user, "victor", VIEWER_PASSWORD)
     for item in NAV_ITEMS:
         if item.role is Role.ADMIN:

@@ -83,7 +83,8 @@ class Settings(BaseSettings):
         for name in DATA_SUBDIRS:
             sub = self.data_dir / name
             sub.mkdir(mode=0o700, exist_ok=True)
-            _restrict(sub, 0o700)
+            if name != "plugins":  # an unsafe plugins folder is refused and reported, not quietly fixed
+                _restrict(sub, 0o700)
 
     @staticmethod
     def create_private_file(path: Path) -> None:

@@ -343,7 +343,7 @@ def _plugin_section(
         info,
         values=values,
         validate=lambda changes: plugin_settings.validate(name, changes),
-        secrets_set=lambda: {key: bool(value) for key, value in values().items() if info[key].secret},
+        secrets_set=lambda: plugin_settings.secrets_set(name),
         on_change=refresh_state,
         mark=lambda kind, key: f"plugin-{kind}-{name}-{key}",
     )
@@ -411,7 +411,7 @@ def _input_for(info: SettingInfo, value: Any, edited: Any, *, mark: str = "") ->
             )
             .without_auto_validation()  # errors come from the whole change set, see refresh_state
             .props(f"outlined dense {label}")
-            .classes("w-48")
+            .classes("w-80")  # wide enough for a one-line error such as "must be at most 99"
             .mark(mark)
         )
     if info.type == "number":
@@ -424,7 +424,7 @@ def _input_for(info: SettingInfo, value: Any, edited: Any, *, mark: str = "") ->
             )
             .without_auto_validation()
             .props(f"outlined dense {label}")
-            .classes("w-48")
+            .classes("w-80")  # wide enough for a one-line error such as "must be at most 99"
             .mark(mark)
         )
     if info.secret:

@@ -115,9 +115,15 @@ def plugin_widgets(services: Services, principal: Principal) -> None:
                     ui.label(widget.title).classes("text-subtitle2 nox-muted uppercase tracking-wide")
                     try:
                         widget.build(PluginUser.of(principal))
-                    except Exception as exc:  # the plugin's bug: it is withdrawn, the dashboard goes on
+                    except (
+                        Exception,
+                        SystemExit,
+                    ) as exc:  # the plugin's bug: it is withdrawn, the rest goes on
                         plugins.report_failure(name, f"widget {widget.title!r}", exc)
-                        ui.label(f"This widget failed: {type(exc).__name__}: {exc}").classes("text-negative")
+                        # Why, with the traceback, is for admins on /admin/plugins only.
+                        ui.label("This widget failed; its plugin has been switched off.").classes(
+                            "text-negative"
+                        )
 
     widgets()
     ui_event(plugins.changed).subscribe(lambda _name: widgets.refresh())

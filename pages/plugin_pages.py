@@ -14,6 +14,7 @@ from nicegui import ui
 from nox_ui.app import Services
 from nox_ui.components.frame import frame
 from nox_ui.components.session import SessionGuard
+from nox_ui.components.signals import ui_event
 from nox_ui.errors import Forbidden
 from nox_ui.plugins.spec import PluginUser
 from nox_ui.roles import Principal, Role
@@ -48,13 +49,26 @@ def register(services: Services, guard: SessionGuard) -> None:
                 result = page.build(PluginUser.of(principal))
                 if hasattr(result, "__await__"):
                     await result
-            except Exception as exc:  # the plugin's bug: it is withdrawn (and logged), the panel goes on
+            except (Exception, SystemExit) as exc:  # the plugin's bug: it is withdrawn (and logged)
                 plugins.report_failure(plugin, f"page /{rest}", exc)
                 client.status_code = 503
                 ui.label(
                     f"The plugin {plugin!r} failed while drawing this page and has been switched off. "
                     "An admin can see why on the Plugins screen."
                 ).classes("text-negative").mark("plugin-page-failed")
+                return
+
+        def withdrawn(changed: str) -> None:
+            # Disabled or failed while this page is open: its timers and handlers must stop calling it.
+            if changed != plugin:
+                return
+            now = plugins.page(plugin, "/" + rest)
+            if now is None:
+                ui.navigate.to("/")
+            elif now is not page:  # enabled again meanwhile: draw the page as it is now
+                ui.navigate.reload()
+
+        ui_event(plugins.changed).subscribe(withdrawn)
 
     @guard.page("/plugins/{plugin}", title="Plugin")
     async def plugin_root(principal: Principal, plugin: str) -> None:

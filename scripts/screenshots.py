@@ -14,6 +14,9 @@ through the printed setup URL, signs in, and writes:
     alerts.png, alert-rule.png, notifier.png
                           1280x800, a firing alert; the rule editor with its preview; the notifier
                           form (email)
+    plugins.png, example-plugin.png
+                          1280x800, /admin/plugins with the example plugin enabled (it must be
+                          installed: pip install -e examples/nox-ui-example-plugin); its page
 """
 
 from __future__ import annotations
@@ -204,6 +207,24 @@ def take(browser: Browser, base_url: str, setup_url: str, out: Path, warmup: flo
         expect(page.get_by_role("cell", name="user.create", exact=True).first).to_be_visible()
         shot(page, "audit")
 
+    def plugin_screens(page: Page) -> None:
+        page.goto("/admin/plugins")
+        card = page.locator(".q-card").filter(has=page.get_by_text("example", exact=True))
+        card.get_by_role("button", name="Enable").click()
+        page.get_by_role("dialog").get_by_role("button", name="Enable").click()
+        expect(card.get_by_text("enabled", exact=True)).to_be_visible()
+        expect(page.locator(".q-notification")).to_have_count(0, timeout=15_000)
+        shot(page, "plugins")
+        page.locator(".nox-drawer").get_by_text("Example", exact=True).click()
+        expect(page.get_by_text("Example wave", exact=True)).to_be_visible()
+        page.wait_for_timeout(20_000)  # twenty points on the live chart
+        shot(page, "example-plugin")
+        page.goto("/admin/plugins")  # disabled again: the other screens show the panel as installed
+        card = page.locator(".q-card").filter(has=page.get_by_text("example", exact=True))
+        card.get_by_role("button", name="Disable").click()
+        page.get_by_role("dialog").get_by_role("button", name="Disable").click()
+        expect(card.get_by_text("disabled", exact=True)).to_be_visible()
+
     context = browser.new_context(base_url=base_url, viewport=DESKTOP, color_scheme="light")
     page = context.new_page()
     create_admin(page, setup_url)
@@ -212,6 +233,7 @@ def take(browser: Browser, base_url: str, setup_url: str, out: Path, warmup: flo
     screens(page, "light")
 
     admin_screens(page)
+    plugin_screens(page)
     alert_screens(page)
 
     # Phone, while the stored preference is still light.

@@ -76,7 +76,7 @@ def create_api(services: Services) -> FastAPI:
     @api.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.opt(exception=exc).error("unhandled error on {} {}", request.method, request.url.path)
-        plugin = getattr(request.scope.get("route"), "nox_plugin", None)
+        plugin = getattr(request.state, "nox_plugin", None)
         if plugin is not None:  # a plugin's route raised: the plugin is marked failed and withdrawn
             services.plugins.report_failure(plugin, f"API {request.method} {request.url.path}", exc)
             detail = f"plugin {plugin!r} failed and has been switched off; see /admin/plugins"

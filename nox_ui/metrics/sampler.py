@@ -160,7 +160,7 @@ class Sampler:
                 waiting.add_done_callback(_drop)
                 self._failed(name, now, self._hung_message(self.timeout))
                 continue
-            del self._running[name]
+            self._running.pop(name, None)  # gone already if the collector was removed meanwhile
             try:
                 got = waiting.result()
             except Exception as exc:  # a broken collector must not stop the others
@@ -177,7 +177,9 @@ class Sampler:
         )
 
     def _failed(self, name: str, now: float, error: str) -> None:
-        state = self.health[name]
+        state = self.health.get(name)
+        if state is None:  # removed while it ran (a plugin disabled): nothing to report
+            return
         state.failures += 1
         state.errors_total += 1
         if state.ok:
@@ -186,8 +188,10 @@ class Sampler:
         state.error = error
 
     def _answered(self, name: str, now: float, got: Values, values: Values) -> None:
+        state = self.health.get(name)
+        if state is None:  # removed while it ran: its late values are not this sample's
+            return
         values.update(got)
-        state = self.health[name]
         if not state.ok:
             logger.info("collector {} recovered after {} failed samples", name, state.failures)
             state.ok, state.error, state.since = True, "", now

@@ -1,7 +1,8 @@
 """The plugins on offer and an admin's decision about each: discovered → enabled or disabled.
 
 UI-free and import-free: the catalog never runs a plugin (see `discovery.py`); the runtime's
-`PluginHost` loads the enabled ones and listens to `changed`. The decision is a row of `plugins`,
+`PluginHost` loads the enabled ones (it calls `enable`/`disable` itself, and watches the table for
+decisions made by another process). The decision is a row of `plugins`,
 written with its audit event in one transaction; a plugin with no row is new and stays disabled.
 The CLI (`nox-ui plugins ...`) uses the catalog alone; a running panel sees its changes within
 `PluginHost.WATCH_SECONDS`.
@@ -32,6 +33,7 @@ class CatalogEntry:
     enabled: bool  # the admin's decision (a refused or incompatible plugin is never loaded)
     refused: str  # why it may not be enabled at all ('' when it may)
     incompatible: bool = False  # refused because its supported panel versions exclude this one
+    decided_at: float | None = None  # Unix time of the stored decision (None: never decided)
 
     @property
     def name(self) -> str:
@@ -64,17 +66,23 @@ class PluginCatalog:
         with self.db.session() as session:
             return {row.name: row.enabled for row in session.exec(select(PluginRecord)).all()}
 
+    def _rows(self) -> dict[str, PluginRecord]:
+        with self.db.session() as session:
+            return {row.name: row for row in session.exec(select(PluginRecord)).all()}
+
     def entries(self, *, refresh: bool = False) -> list[CatalogEntry]:
-        stored = self.decisions()
+        rows = self._rows()
         entries = []
         for item in self.found(refresh=refresh):
             version_problem = "" if item.refused else incompatibility(item.info, self.panel_version)
+            row = rows.get(item.info.name)
             entries.append(
                 CatalogEntry(
                     info=item.info,
-                    enabled=stored.get(item.info.name, False),
+                    enabled=row.enabled if row is not None else False,
                     refused=item.refused or version_problem,
                     incompatible=bool(version_problem),
+                    decided_at=row.updated_at.timestamp() if row is not None else None,
                 )
             )
         return entries
@@ -101,7 +109,14 @@ class PluginCatalog:
         self.audit.authorize(
             actor, Role.ADMIN, attempted=action, target_type="plugin", target_label=name, ip=ip
         )
-        entry = self.entry(name)
+        try:
+            entry = self.entry(name)
+        except NotFound:
+            # Uninstalled after it was enabled: it may still be disabled, so nothing of that name loads
+            # by itself if a plugin of the same name appears later.
+            if enabled or name not in self.decisions():
+                raise
+            entry = CatalogEntry(info=PluginInfo(name=name, source="not found"), enabled=True, refused="")
         if enabled and entry.refused:
             raise Conflict(f"plugin {name!r} cannot be enabled: {entry.refused}")
         with self.db.session() as session:

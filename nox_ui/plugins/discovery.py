@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ast
 import os
-import re
 import stat
 from dataclasses import dataclass
 from importlib.metadata import Distribution, entry_points
@@ -74,18 +73,28 @@ def _dist_metadata(dist: Distribution) -> dict[str, str]:
         if not homepage or label.strip().lower() in {"homepage", "home"}:
             homepage = value.strip()
     author = md.get("Author") or md.get("Author-email") or ""
-    panel = ""
-    for requirement in dist.requires or []:
-        match = re.match(r"^\s*nox[-_.]ui\s*(\[[^\]]*\])?\s*\(?([^;)]*)\)?\s*(;.*)?$", requirement, re.I)
-        if match and not (match.group(3) or "").strip():
-            panel = match.group(2).strip()
     return {
         "version": dist.version or "0",
         "description": md.get("Summary") or "",
         "author": author,
         "homepage": homepage,
-        "panel": panel,
+        "panel": _panel_range(dist.requires or []),
     }
+
+
+def _panel_range(requirements: list[str]) -> str:
+    """The version specifier of the unconditional `nox-ui` requirement ('' when there is none)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    for text in requirements:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            continue
+        if canonicalize_name(requirement.name) == "nox-ui" and requirement.marker is None:
+            return str(requirement.specifier)
+    return ""
 
 
 def _module_file(module: str) -> Path | None:
@@ -110,33 +119,37 @@ def _from_folder(plugin_dir: Path) -> list[Found]:
         if not path.name.startswith((".", "_"))
         and ((path.suffix == ".py" and path.is_file()) or (path / "__init__.py").is_file())
     )
-    unsafe = _writable_by_others(plugin_dir, recursive=False)  # anyone could drop a plugin in
+    # Who can write the folder (or its bytecode cache) can drop a plugin in or replace one.
+    unsafe = unsafe_reason(plugin_dir, recursive=False) or unsafe_reason(plugin_dir / "__pycache__")
     found = []
     for path in candidates:
         entry = path / "__init__.py" if path.is_dir() else path
         meta = _literal_plugin_dict(entry)
         name = str(meta.get("name") or path.stem).strip().lower().replace("_", "-")
-        problem = unsafe or _writable_by_others(path)
+        problem = unsafe or unsafe_reason(path)
         if problem:
-            logger.error(
-                "refusing to load plugin {} from {}: {}; run `chmod go-w` on it", name, path, problem
-            )
+            logger.error("refusing to load plugin {} from {}: {}", name, path, problem)
         found.append(_found(name, meta, source=str(path), module=str(path), refused=problem))
     return found
 
 
-def _writable_by_others(path: Path, *, recursive: bool = True) -> str:
-    """Why `path` (and, for a folder, what is in it) is unsafe to load code from, or ''."""
+def unsafe_reason(path: Path, *, recursive: bool = True) -> str:
+    """Why code at `path` (and, for a folder, everything in it, links followed) is unsafe to run as the
+    panel, or '': writable by the group or others, or owned by someone other than the panel's user or
+    root. A path that does not exist is no reason."""
     inside = recursive and path.is_dir()
-    paths = [path, *(p for p in path.rglob("*") if not p.is_symlink())] if inside else [path]
+    paths = [path, *path.rglob("*")] if inside else [path]
+    me = os.geteuid()
     for item in paths:
         try:
-            mode = os.stat(item).st_mode
+            st = os.stat(item)  # follows links: what counts is what the import reads
         except OSError:
             continue
-        if mode & (stat.S_IWGRP | stat.S_IWOTH):
-            who = "others" if mode & stat.S_IWOTH else "its group"
-            return f"{item} is writable by {who}"
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            who = "others" if st.st_mode & stat.S_IWOTH else "its group"
+            return f"{item} is writable by {who}; run `chmod go-w {item}`"
+        if st.st_uid not in (me, 0):
+            return f"{item} is owned by uid {st.st_uid}, not by the panel's user (uid {me}) or root"
     return ""
 
 

@@ -38,6 +38,7 @@ from nox_ui.metrics.series import NAME_RE as METRIC_NAME_RE
 from nox_ui.plugins import builtin, hookspecs
 from nox_ui.plugins.catalog import CatalogEntry, PluginCatalog
 from nox_ui.plugins.context import PluginContext
+from nox_ui.plugins.discovery import unsafe_reason
 from nox_ui.plugins.settings import PluginSettings
 from nox_ui.plugins.spec import ApiRoutes, NavItem, Page, PluginInfo, Widget
 from nox_ui.roles import Principal
@@ -138,7 +139,9 @@ class PluginHost:
         self._lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watch: asyncio.Task[None] | None = None
-        self.api_mount: Callable[[str, ApiRoutes], None] | None = None  # set by the API when it is built
+        self._withdrawing: set[asyncio.Task[None]] = set()
+        # Set by the API when it is built: (name, its routes or None) at every load.
+        self.api_mount: Callable[[str, ApiRoutes | None], None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -153,11 +156,13 @@ class PluginHost:
             self._watch = self._loop.create_task(self._watch_decisions(), name="plugin decisions")
 
     async def stop(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            self._watch = None
-        for name in list(self._loaded):
-            await self._unload(name)
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)  # a load it was doing cleans up after itself
+        async with self._lock:
+            for name in list(self._loaded):
+                await self._unload(name)
 
     async def _watch_decisions(self) -> None:
         looked_for: set[str] = set()  # enabled by name but not found: the folder is searched once for each
@@ -171,11 +176,13 @@ class PluginHost:
             for entry in entries:  # a plugin decided on and then uninstalled is not found: nothing to do
                 name = entry.name
                 wanted = entry.enabled and not entry.refused
-                loaded, failed = name in self._loaded, name in self._failures
-                # a failed plugin waits for an admin to enable it again; disabling it clears it
-                if (wanted and not loaded and not failed) or (not wanted and (loaded or failed)):
+                loaded, failure = name in self._loaded, self._failures.get(name)
+                # a failed plugin waits for an admin to enable it again (here or with the CLI)
+                retry = failure is not None and entry.decided_at is not None and entry.decided_at > failure.at
+                failed = failure is not None and not retry
+                if (wanted and not loaded and not failed) or (not wanted and (loaded or failure is not None)):
                     try:
-                        await self.reconcile(name)
+                        await self.reconcile(name, retry=retry)
                     except Exception:
                         logger.exception("applying the stored state of plugin {} failed", name)
 
@@ -193,8 +200,7 @@ class PluginHost:
     async def enable(self, actor: Principal, name: str, *, ip: str = "") -> PluginView:
         """An admin's enable (audited): stored, then loaded now. Enabling a failed plugin tries again."""
         await asyncio.to_thread(self.catalog.enable, actor, name, ip=ip)
-        self._failures.pop(name, None)
-        await self.reconcile(name)
+        await self.reconcile(name, retry=True)
         return await asyncio.to_thread(self.view, name)
 
     async def disable(self, actor: Principal, name: str, *, ip: str = "") -> PluginView:
@@ -202,9 +208,11 @@ class PluginHost:
         await self.reconcile(name)
         return await asyncio.to_thread(self.view, name)
 
-    async def reconcile(self, name: str) -> None:
-        """Make what is loaded match the stored decision for `name`."""
+    async def reconcile(self, name: str, *, retry: bool = False) -> None:
+        """Make what is loaded match the stored decision for `name`; `retry`: a failed plugin is tried again."""
         async with self._lock:
+            if retry:
+                self._failures.pop(name, None)
             try:
                 entry: CatalogEntry | None = await asyncio.to_thread(self.catalog.entry, name)
             except NotFound:  # uninstalled or removed from the folder since it was decided on
@@ -278,6 +286,10 @@ class PluginHost:
             self._forget(name, ctx)
             self.changed.emit(name)
             return
+        except BaseException:  # cancelled half-way (the panel stopping): nothing of it stays registered
+            self.settings.unregister(name)
+            self._forget(name, ctx)
+            raise
         # Everything checked: now it goes live, all at once (and is taken back whole if that fails).
         self._loaded[name] = Loaded(info=info, module=module, ctx=ctx, contributions=done)
         try:
@@ -286,7 +298,7 @@ class PluginHost:
             for kind in kinds:
                 notifier_kinds.register(kind)
                 done.kinds.append(kind.name)
-            if done.api is not None and self.api_mount is not None:
+            if self.api_mount is not None:
                 self.api_mount(name, done.api)
         except Exception as exc:
             self._record_failure(name, "going live", exc)
@@ -305,6 +317,8 @@ class PluginHost:
             self.metrics.remove_collector(collector.name)
         for kind in done.kinds:
             notifier_kinds.unregister(kind)
+        if done.api is not None and self.api_mount is not None:
+            self.api_mount(name, None)  # its routes leave the API: 404, as for a plugin never installed
         await self._shutdown_hook(name, loaded.ctx)
         self._forget(name, loaded.ctx)
         logger.info("plugin {} disabled", name)
@@ -335,17 +349,27 @@ class PluginHost:
 
     def report_failure(self, name: str, where: str, exc: BaseException) -> None:
         """A plugin's page or widget raised (on the event loop): mark it failed and withdraw it."""
-        if name not in self._loaded:
+        failed = self._loaded.get(name)
+        if failed is None:
             return
         self._record_failure(name, where, exc)
 
         async def withdraw() -> None:
             async with self._lock:
+                if self._loaded.get(name) is not failed:  # disabled (and perhaps enabled again) meanwhile
+                    return
                 await self._unload(name)
             self.changed.emit(name)
 
-        if self._loop is not None and self._loop.is_running():
-            self._loop.create_task(withdraw(), name=f"withdraw plugin {name}")
+        loop: asyncio.AbstractEventLoop | None
+        try:
+            loop = asyncio.get_running_loop()  # pages, widgets and routes report from the event loop
+        except RuntimeError:
+            loop = self._loop
+        if loop is not None and loop.is_running():
+            task = loop.create_task(withdraw(), name=f"withdraw plugin {name}")
+            self._withdrawing.add(task)  # held until done: the loop keeps only weak references
+            task.add_done_callback(self._withdrawing.discard)
 
     # -- calling hooks, isolated and bounded --------------------------------------------------------
 
@@ -358,6 +382,8 @@ class PluginHost:
         return await self._bounded(f"hook {hook}", impl.function, **kwargs)
 
     async def _bounded(self, what: str, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """`func(*args, **kwargs)` for at most `hook_timeout` seconds, raising `PluginError` for a hang and
+        for anything that is not an `Exception` (`SystemExit` must not stop the panel)."""
         deadline = time.monotonic() + self.hook_timeout
         if inspect.iscoroutinefunction(func):
             result = func(*args, **kwargs)
@@ -369,20 +395,26 @@ class PluginHost:
                     return
                 try:
                     future.set_result(func(*args, **kwargs))
-                except BaseException as exc:  # handed to the awaiting caller, which marks the plugin failed
+                except Exception as exc:  # handed to the awaiting caller, which marks the plugin failed
                     future.set_exception(exc)
+                except BaseException as exc:  # SystemExit, KeyboardInterrupt: the plugin's, not the panel's
+                    future.set_exception(PluginError(f"{what} raised {type(exc).__name__}: {exc}"))
 
             # A thread of its own: a hook that never returns holds only this daemon thread.
             threading.Thread(target=run, name=f"plugin {what}", daemon=True).start()
-            try:
-                result = await asyncio.wait_for(asyncio.wrap_future(future), self.hook_timeout)
-            except TimeoutError:
-                raise PluginError(f"{what} did not return within {self.hook_timeout:g} s") from None
+            done, _ = await asyncio.wait({asyncio.wrap_future(future)}, timeout=self.hook_timeout)
+            if not done:
+                raise PluginError(f"{what} did not return within {self.hook_timeout:g} s")
+            result = done.pop().result()
         if inspect.isawaitable(result):
-            try:
-                result = await asyncio.wait_for(result, max(0.0, deadline - time.monotonic()))
-            except TimeoutError:
-                raise PluginError(f"{what} did not finish within {self.hook_timeout:g} s") from None
+            task = asyncio.ensure_future(_contained(what, result))
+            done, _ = await asyncio.wait({task}, timeout=max(0.0, deadline - time.monotonic()))
+            if not done:
+                # Cancelled, not awaited: a coroutine that swallows its cancellation is left to itself.
+                task.cancel()
+                task.add_done_callback(_retrieve)
+                raise PluginError(f"{what} did not finish within {self.hook_timeout:g} s")
+            result = task.result()
         return result
 
     # -- checking what hooks returned ---------------------------------------------------------------
@@ -423,26 +455,30 @@ class PluginHost:
 
     # -- what the panel shows -----------------------------------------------------------------------
 
+    def _active(self) -> dict[str, Loaded]:
+        """The loaded plugins minus one that just failed and is being withdrawn: it offers nothing more."""
+        return {n: p for n, p in self._loaded.items() if n not in self._failures}
+
     def is_active(self, name: str) -> bool:
-        return name in self._loaded
+        return name in self._loaded and name not in self._failures
 
     def nav_items(self, principal: Principal) -> list[NavItem]:
-        items = [*self._builtin_nav, *(i for p in self._loaded.values() for i in p.contributions.nav)]
+        items = [*self._builtin_nav, *(i for p in self._active().values() for i in p.contributions.nav)]
         return sorted((i for i in items if principal.role.allows(i.role)), key=lambda i: i.order)  # type: ignore[arg-type]
 
     def widgets(self, principal: Principal) -> list[tuple[str, Widget]]:
-        found = [(name, w) for name, p in self._loaded.items() for w in p.contributions.widgets]
+        found = [(name, w) for name, p in self._active().items() for w in p.contributions.widgets]
         return sorted(
             ((n, w) for n, w in found if principal.role.allows(w.role)),  # type: ignore[arg-type]
             key=lambda item: item[1].order,
         )
 
     def page(self, name: str, path: str) -> Page | None:
-        loaded = self._loaded.get(name)
+        loaded = self._active().get(name)
         return loaded.contributions.pages.get(_page_key(path)) if loaded is not None else None
 
     def api_routes(self) -> dict[str, ApiRoutes]:
-        return {n: p.contributions.api for n, p in self._loaded.items() if p.contributions.api is not None}
+        return {n: p.contributions.api for n, p in self._active().items() if p.contributions.api is not None}
 
     def context(self, name: str) -> PluginContext | None:
         loaded = self._loaded.get(name)
@@ -493,6 +529,10 @@ def _import(info: PluginInfo) -> ModuleType:
     target = info.module
     path = Path(target)
     if path.is_absolute():
+        # Checked again now: discovery's answer is cached, and the file may have changed since.
+        problem = unsafe_reason(path.parent, recursive=False) or unsafe_reason(path)
+        if problem:
+            raise PluginError(f"refusing to import it: {problem}")
         module_name = f"nox_ui_plugin_{info.name.replace('-', '_')}"
         if path.is_dir():
             spec = importlib.util.spec_from_file_location(
@@ -503,6 +543,9 @@ def _import(info: PluginInfo) -> ModuleType:
         if spec is None or spec.loader is None:
             raise PluginError(f"cannot import {path}")
         _private_pycache(path)
+        # Executed afresh at each enable, its submodules too (a fixed file takes effect without a restart).
+        for loaded_name in [n for n in sys.modules if n == module_name or n.startswith(module_name + ".")]:
+            del sys.modules[loaded_name]
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
         try:
@@ -534,6 +577,21 @@ def _private_pycache(path: Path) -> None:
                 cache.mkdir(mode=0o700)
             except OSError as exc:  # read-only: nothing gets cached, nothing is unsafe
                 logger.debug("no bytecode folder {} for the plugin: {}", cache, exc)
+
+
+async def _contained(what: str, awaitable: Any) -> Any:
+    """Await a hook's coroutine; its `SystemExit` or `KeyboardInterrupt` becomes a `PluginError` here,
+    inside the task, where asyncio would otherwise re-raise it out of the event loop."""
+    try:
+        return await awaitable
+    except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
+        raise PluginError(f"{what} raised {type(exc).__name__}: {exc}") from None
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Collect a timed-out hook's late outcome so asyncio does not report it as never retrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _check_hook_names(module: ModuleType) -> None:

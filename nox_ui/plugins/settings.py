@@ -14,6 +14,7 @@ is enabled again.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -87,6 +88,11 @@ class PluginSettings:
         info = self.info(plugin)
         return {k: None if info[k].secret else v for k, v in self.current(plugin).model_dump().items()}
 
+    def secrets_set(self, plugin: str) -> dict[str, bool]:
+        """{secret key: whether it holds a value}, for the settings page (which never shows the value)."""
+        info = self.info(plugin)
+        return {k: bool(v) for k, v in self.current(plugin).model_dump().items() if info[k].secret}
+
     def _secret(self, plugin: str, key: str) -> bool:
         info = self._info.get(plugin, {}).get(key)
         return info is not None and info.secret
@@ -140,6 +146,13 @@ class PluginSettings:
         except ValidationError as exc:
             raise InvalidSettings(field_errors(exc, model)) from None
         after = candidate.model_dump()
+        not_finite = {
+            k: "must be a finite number"
+            for k, v in after.items()
+            if isinstance(v, float) and not math.isfinite(v)
+        }
+        if not_finite:
+            raise InvalidSettings(not_finite)
         return candidate, [
             _change(k, current[k], after[k], info[k].secret) for k in info if after[k] != current[k]
         ]

@@ -73,7 +73,12 @@ class NavItem:
     def __post_init__(self) -> None:
         if not isinstance(self.label, str) or not self.label.strip() or len(self.label) > 40:
             raise ValueError(f"a menu label is 1 to 40 characters: {self.label!r}")
-        if not isinstance(self.path, str) or not self.path.startswith("/") or self.path.startswith("//"):
+        if (
+            not isinstance(self.path, str)
+            or not self.path.startswith("/")
+            or self.path.startswith("//")
+            or "\\" in self.path  # browsers read /\host as //host: another site
+        ):
             raise ValueError(f"a menu path is a panel path starting with '/': {self.path!r}")
         object.__setattr__(self, "role", check_role(self.role))
 

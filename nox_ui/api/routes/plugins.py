@@ -142,27 +142,33 @@ async def api_user(principal: Principal = Depends(current_principal)) -> PluginU
 
 
 def mount_plugin_routes(api: FastAPI, services: Services) -> None:
-    """Mount every enabled plugin's router now and each one enabled later (once per name: a plugin
-    enabled again keeps its first router, which the 404 check switches on and off)."""
-    mounted: set[str] = set()
+    """Mount every enabled plugin's router now, and each one enabled later. A plugin enabled again
+    replaces its earlier routes (the new router, the role it declares now); a disabled plugin's routes
+    are taken out (404, as for one never installed), and a check on every request answers 404 should
+    one be reached while the plugin is not active."""
+    mounted: dict[str, list[Any]] = {}  # name: the entries its include added to api.router.routes
 
-    def mount(name: str, routes: ApiRoutes) -> None:
-        if name in mounted:
+    def mount(name: str, routes: ApiRoutes | None) -> None:
+        for old in mounted.pop(name, []):
+            if old in api.router.routes:
+                api.router.routes.remove(old)
+        if routes is None:  # loaded again without routes
+            api.openapi_schema = None
             return
-        mounted.add(name)
 
-        async def enabled() -> None:
+        async def enabled(request: Request) -> None:
             if not services.plugins.is_active(name):
                 raise NotFound(f"plugin {name!r} is not enabled")
+            request.state.nox_plugin = name  # the API's error handler names the plugin if its route raises
 
+        before = {id(route) for route in api.router.routes}
         api.include_router(
             routes.router,
             prefix=f"{router.prefix}/{name}",
             tags=[f"plugin: {name}"],
-            dependencies=[Depends(enabled), Depends(require_role(Role(routes.role)))],
+            dependencies=[Depends(require_role(Role(routes.role))), Depends(enabled)],
         )
-        for route in api.router.routes[-len(routes.router.routes) :]:
-            route.nox_plugin = name  # type: ignore[attr-defined]  # the error handler names the plugin
+        mounted[name] = [route for route in api.router.routes if id(route) not in before]
         api.openapi_schema = None  # the document is rebuilt with the new routes
 
     for name, routes in services.plugins.api_routes().items():

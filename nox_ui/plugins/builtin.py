@@ -1,16 +1,16 @@
 """The panel's own menu, contributed through the same `nav_items` hook as a plugin's (a default plugin,
-as Datasette registers its built-in features). It is always loaded and cannot be disabled."""
+as Datasette registers its built-in features). It is always loaded and cannot be disabled. The host
+marks `nav_items` as a hookimpl when it first needs pluggy (which a panel with no plugin enabled never
+imports)."""
 
 from __future__ import annotations
 
-from nox_ui.plugins.hookspecs import hookimpl
 from nox_ui.plugins.spec import NavItem
 from nox_ui.roles import Role
 
 NAME = "nox_ui.builtin"
 
 
-@hookimpl
 def nav_items() -> list[NavItem]:
     return [
         NavItem("Dashboard", "/", icon="dashboard", order=10),

@@ -27,7 +27,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import pluggy
 from loguru import logger
 
 from nox_ui.alerts import kinds as notifier_kinds
@@ -35,7 +34,7 @@ from nox_ui.alerts.kinds.base import NotifierKind
 from nox_ui.errors import NotFound
 from nox_ui.metrics.collectors import Collector
 from nox_ui.metrics.series import NAME_RE as METRIC_NAME_RE
-from nox_ui.plugins import builtin, hookspecs
+from nox_ui.plugins import builtin
 from nox_ui.plugins.catalog import CatalogEntry, PluginCatalog
 from nox_ui.plugins.context import PluginContext
 from nox_ui.plugins.discovery import unsafe_reason
@@ -130,9 +129,7 @@ class PluginHost:
         self.data_dir = data_dir
         self.hook_timeout = hook_timeout
         self.changed: Signal[str] = Signal("plugins.loaded")  # a plugin's name: it loaded, unloaded or failed
-        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
-        self.pm.add_hookspecs(hookspecs)
-        self.pm.register(builtin, name=builtin.NAME)
+        self._pm: Any = None  # pluggy's PluginManager, made at the first load (see `pm`)
         self._builtin_nav: list[NavItem] = _list_of(builtin.nav_items(), NavItem, "nav_items")
         self._loaded: dict[str, Loaded] = {}
         self._failures: dict[str, Failure] = {}
@@ -143,15 +140,32 @@ class PluginHost:
         # Set by the API when it is built: (name, its routes or None) at every load.
         self.api_mount: Callable[[str, ApiRoutes | None], None] | None = None
 
+    @property
+    def pm(self) -> Any:
+        """pluggy's manager with the hooks and the built-in default plugin; imported when a plugin is
+        first loaded, so a panel with none enabled does not carry it (~2 MiB)."""
+        if self._pm is None:
+            import pluggy
+
+            from nox_ui.plugins import hookspecs
+
+            manager = pluggy.PluginManager(hookspecs.PROJECT)
+            manager.add_hookspecs(hookspecs)
+            hookspecs.hookimpl(builtin.nav_items)
+            manager.register(builtin, name=builtin.NAME)
+            self._pm = manager
+        return self._pm
+
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Load every enabled plugin, then watch the stored decisions."""
         self._loop = asyncio.get_running_loop()
-        entries = await asyncio.to_thread(self.catalog.entries)
-        for entry in entries:
-            if entry.enabled:
-                await self.reconcile(entry.name)
+        # The stored decisions first: with none enabled, nothing is looked for (or imported) at all.
+        decisions = await asyncio.to_thread(self.catalog.decisions)
+        for name, enabled in decisions.items():
+            if enabled:
+                await self.reconcile(name)
         if self._watch is None or self._watch.done():
             self._watch = self._loop.create_task(self._watch_decisions(), name="plugin decisions")
 
@@ -189,9 +203,12 @@ class PluginHost:
     def _watched_entries(self, looked_for: set[str]) -> list[CatalogEntry]:
         """The catalog's entries; looked for again when a stored decision names a plugin not yet found
         (dropped into the folder, then enabled by the CLI, which searched the folder in its own process)."""
+        decisions = self.catalog.decisions()
+        if not any(decisions.values()) and not self._loaded and not self._failures:
+            return []  # nothing enabled, nothing to undo: no discovery (a panel without plugins stays lean)
         entries = self.catalog.entries()
         known = {entry.name for entry in entries}
-        unknown = {name for name, on in self.catalog.decisions().items() if on and name not in known}
+        unknown = {name for name, on in decisions.items() if on and name not in known}
         if unknown - looked_for:
             looked_for |= unknown
             entries = self.catalog.entries(refresh=True)
@@ -333,8 +350,8 @@ class PluginHost:
         self.settings.unregister(name)
         if ctx is not None:
             ctx.close()
-        if self.pm.has_plugin(name):
-            self.pm.unregister(name=name)
+        if self._pm is not None and self._pm.has_plugin(name):
+            self._pm.unregister(name=name)
 
     def _record_failure(self, name: str, where: str, exc: BaseException) -> None:
         message = f"{where}: {type(exc).__name__}: {exc}".splitlines()[0][:500]
@@ -596,6 +613,8 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
 
 def _check_hook_names(module: ModuleType) -> None:
     """A hookimpl whose name is not a hook is a typo the plugin's author wants to hear about."""
+    from nox_ui.plugins import hookspecs
+
     for attr in dir(module):
         value = getattr(module, attr, None)
         if callable(value) and hasattr(value, f"{hookspecs.PROJECT}_impl") and not hasattr(hookspecs, attr):

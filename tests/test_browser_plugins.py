@@ -1,6 +1,6 @@
 """A real browser and a real `nox-ui serve`: an admin enables the example plugin on /admin/plugins, opens
-its page from the menu, watches its live chart move, then disables it from another tab, and the menu
-entry leaves the page that is still open. Chromium and the server are those of tests/test_browser.py."""
+its page from the menu, watches its live chart move, then disables it from another tab: the menu
+entry leaves the page that is still open, and that tab leaves the plugin's page for the dashboard. Chromium and the server are those of tests/test_browser.py."""
 
 from __future__ import annotations
 
@@ -75,14 +75,24 @@ def test_an_admin_enables_the_example_plugin_sees_its_live_chart_and_disables_it
                 page.wait_for_timeout(250)
             assert len(pictures) >= 3, "the example chart did not change within the deadline"
 
-            # Another tab disables it; the page still open here loses the menu entry without a reload.
+            # A dashboard open in a second tab shows the entry too; mark that page to prove it is not reloaded.
+            dashboard = context.new_page()
+            dashboard.goto("/")
+            expect(dashboard.locator(".nox-drawer").get_by_text("Example", exact=True)).to_be_visible()
+            dashboard.evaluate("window.noxStillTheSamePage = true")
+
+            # A third tab disables it; both open pages lose the menu entry without a reload.
             admin_tab = context.new_page()
             admin_tab.goto("/admin/plugins")
             other_card = _plugin_card(admin_tab, "example")
             other_card.get_by_role("button", name="Disable").click()
             _confirm(admin_tab, "Disable")
             expect(other_card.get_by_text("disabled", exact=True)).to_be_visible()
+            expect(dashboard.locator(".nox-drawer").get_by_text("Example", exact=True)).to_have_count(0)
+            assert dashboard.evaluate("window.noxStillTheSamePage") is True
             expect(menu.get_by_text("Example", exact=True)).to_have_count(0)
+            # The open tab of the plugin's page left it (its timer no longer calls the plugin).
+            expect(page).to_have_url(_path_is(server, "/"))
             expect(menu.get_by_text("Dashboard", exact=True)).to_be_visible()
 
             # And its page is gone: 404 until it is enabled again.

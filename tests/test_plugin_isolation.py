@@ -22,6 +22,7 @@ from nox_ui.alerts import kinds
 from nox_ui.app import Services
 from nox_ui.config import Settings
 from nox_ui.errors import Conflict, NotFound
+from nox_ui.models import PluginRecord
 from nox_ui.plugins import host as host_module
 from nox_ui.plugins.catalog import PluginCatalog
 from nox_ui.plugins.host import PluginHost, PluginStatus, PluginView
@@ -542,6 +543,7 @@ def full_plugin(name: str, kind: str) -> str:
     """A plugin offering one of everything: a collector, a menu entry, a widget, a page and a notifier kind."""
     return header(name) + textwrap.dedent(
         f"""
+        from nicegui import ui
         from pydantic import BaseModel, ConfigDict, Field
         from nox_ui.plugin import (
             Collector, FormField, MetricSpec, NavItem, NotifierKind, Page, Widget, hookimpl,
@@ -566,10 +568,12 @@ def full_plugin(name: str, kind: str) -> str:
             fields = (FormField("room", "Room"),)
 
             async def send(self, config, message, context):
-                pass
+                SENT.append((config["room"], message.rule_name))  # what a test could read back
+
+        SENT = []
 
         def build(user):
-            pass
+            ui.label(f"Fixture for {{user.username}}")
 
         @hookimpl
         def metric_collectors(ctx):
@@ -757,13 +761,13 @@ async def test_the_running_host_picks_up_a_decision_made_by_the_cli(
 def count_calls(monkeypatch: pytest.MonkeyPatch, services: Services) -> list[int]:
     """Counts the watch's reads of the stored decisions: one per tick (a way to wait for ticks, not time)."""
     calls = [0]
-    read = services.plugin_catalog.decisions
+    read = services.plugin_catalog.records
 
-    def counted() -> dict[str, bool]:
+    def counted() -> dict[str, PluginRecord]:
         calls[0] += 1
         return read()
 
-    monkeypatch.setattr(services.plugin_catalog, "decisions", counted)
+    monkeypatch.setattr(services.plugin_catalog, "records", counted)
     return calls
 
 

@@ -63,15 +63,18 @@ class PluginCatalog:
 
     def decisions(self) -> dict[str, bool]:
         """{name: enabled} as stored."""
-        with self.db.session() as session:
-            return {row.name: row.enabled for row in session.exec(select(PluginRecord)).all()}
+        return {name: row.enabled for name, row in self.records().items()}
 
-    def _rows(self) -> dict[str, PluginRecord]:
+    def records(self) -> dict[str, PluginRecord]:
+        """The stored decisions, by plugin name."""
         with self.db.session() as session:
             return {row.name: row for row in session.exec(select(PluginRecord)).all()}
 
-    def entries(self, *, refresh: bool = False) -> list[CatalogEntry]:
-        rows = self._rows()
+    def entries(
+        self, *, refresh: bool = False, records: dict[str, PluginRecord] | None = None
+    ) -> list[CatalogEntry]:
+        """Every plugin found with its decision (`records`: the stored ones when already read)."""
+        rows = self.records() if records is None else records
         entries = []
         for item in self.found(refresh=refresh):
             version_problem = "" if item.refused else incompatibility(item.info, self.panel_version)

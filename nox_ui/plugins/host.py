@@ -84,8 +84,6 @@ class Contributions:
 
 @dataclass
 class Loaded:
-    info: PluginInfo
-    module: ModuleType
     ctx: PluginContext
     contributions: Contributions
 
@@ -203,15 +201,15 @@ class PluginHost:
     def _watched_entries(self, looked_for: set[str]) -> list[CatalogEntry]:
         """The catalog's entries; looked for again when a stored decision names a plugin not yet found
         (dropped into the folder, then enabled by the CLI, which searched the folder in its own process)."""
-        decisions = self.catalog.decisions()
-        if not any(decisions.values()) and not self._loaded and not self._failures:
+        records = self.catalog.records()
+        if not any(r.enabled for r in records.values()) and not self._loaded and not self._failures:
             return []  # nothing enabled, nothing to undo: no discovery (a panel without plugins stays lean)
-        entries = self.catalog.entries()
+        entries = self.catalog.entries(records=records)
         known = {entry.name for entry in entries}
-        unknown = {name for name, on in decisions.items() if on and name not in known}
+        unknown = {name for name, r in records.items() if r.enabled and name not in known}
         if unknown - looked_for:
             looked_for |= unknown
-            entries = self.catalog.entries(refresh=True)
+            entries = self.catalog.entries(refresh=True, records=records)
         return entries
 
     async def enable(self, actor: Principal, name: str, *, ip: str = "") -> PluginView:
@@ -272,7 +270,6 @@ class PluginHost:
             started = True
             where = "hook metric_collectors"
             done.collectors = self._check_collectors(
-                name,
                 _list_of(await self._hook(name, "metric_collectors", ctx), Collector, "metric_collectors"),
             )
             where = "hook notifier_kinds"
@@ -304,11 +301,10 @@ class PluginHost:
             self.changed.emit(name)
             return
         except BaseException:  # cancelled half-way (the panel stopping): nothing of it stays registered
-            self.settings.unregister(name)
             self._forget(name, ctx)
             raise
         # Everything checked: now it goes live, all at once (and is taken back whole if that fails).
-        self._loaded[name] = Loaded(info=info, module=module, ctx=ctx, contributions=done)
+        self._loaded[name] = Loaded(ctx=ctx, contributions=done)
         try:
             for collector in done.collectors:
                 self.metrics.add_collector(collector)
@@ -436,7 +432,7 @@ class PluginHost:
 
     # -- checking what hooks returned ---------------------------------------------------------------
 
-    def _check_collectors(self, name: str, collectors: list[Collector]) -> list[Collector]:
+    def _check_collectors(self, collectors: list[Collector]) -> list[Collector]:
         taken = {c.name for c in self.metrics.sampler.collectors}
         owners = {spec.name: spec.collector for spec in self.metrics.specs.values()}
         for collector in collectors:

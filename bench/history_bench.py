@@ -84,6 +84,7 @@ def _timed(store: Any, key: str, since: float, until: float) -> tuple[float, int
 
 
 def run(workdir: Path, queries: int = 200) -> dict[str, Any]:
+    from nox_ui.cache import Cache
     from nox_ui.config import Settings
     from nox_ui.metrics.history import HistoryStore
     from nox_ui.server import prepare
@@ -101,7 +102,8 @@ def run(workdir: Path, queries: int = 200) -> dict[str, Any]:
     from nox_ui.db import Database
 
     db = Database(Settings(data_dir=data_dir, database_url=None).resolved_database_url)
-    store = HistoryStore(db, workdir / "history-cache")
+    cache = Cache(workdir / "history-cache")
+    store = HistoryStore(db, cache)
     rng = random.Random(7)
     out: dict[str, Any] = {"series": len(keys), "fill_seconds": fill_seconds, "db_mib": db_bytes / 2**20}
     out.update(counts)
@@ -130,6 +132,6 @@ def run(workdir: Path, queries: int = 200) -> dict[str, Any]:
                 "cached_p95_ms": percentile(cached, 95),
             }
     finally:
-        store.close()
+        cache.close()
         db.dispose()
     return out

@@ -14,6 +14,7 @@ from typing import Any
 
 from nicegui import Event
 
+from nox_ui.cache import Cache
 from nox_ui.components.format import format_bytes, format_duration, format_rate, level
 from nox_ui.components.signals import ui_event
 from nox_ui.metrics.host import host_facts
@@ -56,8 +57,9 @@ def labelled(values: dict[str, float], name: str) -> dict[str, float]:
 
 
 class DashboardFeed:
-    def __init__(self, metrics: MetricsService) -> None:
+    def __init__(self, metrics: MetricsService, cache: Cache) -> None:
         self.metrics = metrics
+        self.cache = cache  # the host facts
         self.updated: Event[View, ChartPoints] = Event()
         self.view: View = {}
         length = max(2, math.ceil(CHART_SECONDS / metrics.interval))
@@ -113,7 +115,7 @@ class DashboardFeed:
 
     def build_view(self, sample: Sample) -> View:
         v = sample.values
-        facts = host_facts()
+        facts = host_facts(self.cache)
         view: View = {}
         degraded = self.metrics.sampler.degraded()
         for card, collector in CARD_COLLECTORS.items():

@@ -130,11 +130,11 @@ def plugin_widgets(services: Services, principal: Principal) -> None:
 
 
 def register(services: Services, guard: SessionGuard) -> None:
-    feed = DashboardFeed(services.metrics)
+    feed = DashboardFeed(services.metrics, services.cache)
 
     @guard.page("/", title="Dashboard")
     def dashboard(principal: Principal) -> None:
-        facts = host_facts()
+        facts = host_facts(services.cache)
         view = feed.current_view()
         cards = _Cards()
         ui.add_head_html(f"<script>{CHART_JS}</script>")

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import event, text
 
 from nox_ui.app import Services
+from nox_ui.cache import Cache
 from nox_ui.errors import Invalid
 from nox_ui.metrics.collectors import Collector, Values
 from nox_ui.metrics.history import DAY, HOUR, MAX_POINTS, MINUTE, HistoryStore
@@ -29,9 +30,9 @@ DISK = 'disk.used_percent{mount="/"}'
 
 @pytest.fixture
 def store(services: Services, tmp_path: Path) -> Iterator[HistoryStore]:
-    history = HistoryStore(services.db, tmp_path / "history-cache")
-    yield history
-    history.close()
+    cache = Cache(tmp_path / "history-cache")
+    yield HistoryStore(services.db, cache)
+    cache.close()
 
 
 def recent_hour(hours_ago: int = 2) -> int:
@@ -131,7 +132,7 @@ def test_after_a_restart_the_last_hour_joins_stored_minutes_and_fresh_seconds(
     feed(store, start, 30 * MINUTE, value=lambda ts: 10.0)
     store.write(store.completed_minutes(start + 30 * MINUTE))
 
-    restarted = HistoryStore(services.db, tmp_path / "cache-after-restart")
+    restarted = HistoryStore(services.db, Cache(tmp_path / "cache-after-restart"))
     try:
         feed(restarted, start + 30 * MINUTE, 20 * MINUTE - 1, value=lambda ts: 90.0)
         result = restarted.query(CPU, start, start + 50 * MINUTE)
@@ -143,7 +144,7 @@ def test_after_a_restart_the_last_hour_joins_stored_minutes_and_fresh_seconds(
         assert len(new) >= 290 and {p[1:] for p in new} == {(90.0, 90.0, 90.0)}
         assert [p[0] for p in result.points] == sorted({p[0] for p in result.points})
     finally:
-        restarted.close()
+        restarted.cache.close()
 
 
 # -- minute and hour rollups -------------------------------------------------------------------------
@@ -233,7 +234,7 @@ def test_a_restart_never_writes_a_minute_or_an_hour_twice(
     assert [r[1] for r in before_minutes if r[0] == CPU] == [h - 180, h - 120, h - 60]
     assert len(before_hours) == 2
 
-    again = HistoryStore(services.db, tmp_path / "cache-after-restart")
+    again = HistoryStore(services.db, Cache(tmp_path / "cache-after-restart"))
     try:
         # Samples from inside minutes already stored (a clock step back, a quick restart) …
         feed(again, h - 100, 250)
@@ -245,7 +246,7 @@ def test_a_restart_never_writes_a_minute_or_an_hour_twice(
         assert after[:3] == before_minutes[:3]
         assert rows(services, "metric_hour") == before_hours
     finally:
-        again.close()
+        again.cache.close()
 
 
 # -- the service drives the writes ------------------------------------------------------------------
@@ -462,7 +463,6 @@ def test_impossible_ranges_are_refused(store: HistoryStore) -> None:
 def test_an_old_range_is_served_again_from_the_json_disk_cache(
     store: HistoryStore, month: dict[str, Any], services: Services, tmp_path: Path
 ) -> None:
-    assert isinstance(store.cache.disk, diskcache.JSONDisk)
     now = month["now"]
     since, until = now - 3 * DAY, now - 2 * DAY
     first = store.query(CPU, since, until)

@@ -12,7 +12,7 @@ from nox_ui.server import prepare
 
 def _feed(tmp_path: Path) -> DashboardFeed:
     services = prepare(Settings(data_dir=tmp_path / "data"))
-    return DashboardFeed(services.metrics)
+    return DashboardFeed(services.metrics, services.cache)
 
 
 def test_cards_show_human_units_and_threshold_levels(tmp_path: Path) -> None:

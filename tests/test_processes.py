@@ -22,7 +22,7 @@ from nox_ui.app import Services
 from nox_ui.components.format import format_bytes
 from nox_ui.errors import Forbidden, Invalid, NotFound
 from nox_ui.roles import Principal, Role
-from nox_ui.services.processes import MIN_CPU_INTERVAL, ProcessInfo, ProcessService
+from nox_ui.services.processes import MIN_CPU_INTERVAL, SNAPSHOT_SECONDS, ProcessInfo, ProcessService
 from tests.conftest import OPERATOR_PASSWORD, VIEWER_PASSWORD, bearer
 
 SLEEPER = "import time; time.sleep(300)"
@@ -114,8 +114,9 @@ def test_cpu_percent_is_measured_between_listings_and_vanished_pids_drop_out(spa
     listed = time.monotonic()
     before = cpu_seconds(child.pid)
     # However busy the machine, the spinner gets some CPU: wait for 0.3 s of it, not for a wall-clock time,
-    # and for the service's minimum interval (a listing sooner than that reuses the first readings).
-    while cpu_seconds(child.pid) - before < 0.3 or time.monotonic() - listed < MIN_CPU_INTERVAL:
+    # and for the service's minimum interval and shared snapshot (a listing sooner reuses the first readings).
+    wait = max(MIN_CPU_INTERVAL, SNAPSHOT_SECONDS)
+    while cpu_seconds(child.pid) - before < 0.3 or time.monotonic() - listed < wait:
         time.sleep(0.05)
     used = cpu_seconds(child.pid) - before
     (busy,) = service.list(OPERATOR, q=marker).items
@@ -127,6 +128,7 @@ def test_cpu_percent_is_measured_between_listings_and_vanished_pids_drop_out(spa
     assert service.list(OPERATOR, q=marker).items[0].cpu_percent == busy.cpu_percent
     child.kill()
     child.wait(timeout=5)
+    time.sleep(SNAPSHOT_SECONDS)  # listings within one interval share a reading; the next one is new
     assert service.list(OPERATOR, q=marker).total == 0
     assert child.pid not in service._procs
 

@@ -1,15 +1,19 @@
-"""Static facts about the host, read once."""
+"""Static facts about the host: read at most once an hour, whoever asks (the cache's "host" namespace)."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import platform
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+from nox_ui.cache import Cache
+
+HOST_FACTS = ("host", "facts")  # cache namespace (memory: a few strings) and key
+FACTS_TTL = 3600.0  # a renamed host or resized memory shows within the hour
 
 
 @dataclass(frozen=True)
@@ -24,8 +28,14 @@ class HostFacts:
     memory_bytes: int
 
 
-@functools.cache
-def host_facts() -> HostFacts:
+def host_facts(cache: Cache) -> HostFacts:
+    """The facts as last read, or read now (the dashboard asks on every sample of every viewer)."""
+    namespace, key = HOST_FACTS
+    return cache.get_or_compute(namespace, key, read_host_facts, ttl=FACTS_TTL)
+
+
+def read_host_facts() -> HostFacts:
+    """Read the facts from the OS (/etc/os-release, /proc/cpuinfo, psutil): a millisecond or so."""
     try:
         os_name = platform.freedesktop_os_release().get("PRETTY_NAME", platform.system())
     except OSError:

@@ -9,7 +9,8 @@ pages), which change between releases. What a context offers:
 - `ctx.audit(action, ...)`: an audit event `plugin.<name>.<action>`, in the same tamper-evident log;
 - `ctx.allows(user, role)` / `ctx.check(user, role)`: the role check (a refusal is audited);
 - `ctx.data_dir`: a folder of its own (DATA_DIR/plugin-data/<name>, created on first use);
-- `ctx.cache`: a diskcache namespace of its own (JSON values, never pickle), opened on first use.
+- `ctx.cache`: a namespace of its own ("plugin:<name>") in the panel's cache (JSON values, never
+  pickle): `get(key, default=None)`, `set(key, value, expire=None)`, `delete(key)`, `clear()`.
 
 Reading the database (`history`, `audit`) blocks: from a page handler call it in a worker thread
 (`await nicegui.run.io_bound(ctx.metrics.history, ...)`).
@@ -18,7 +19,6 @@ Reading the database (`history`, `audit`) blocks: from a page handler call it in
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from loguru import Logger
     from pydantic import BaseModel
 
+    from nox_ui.cache import Cache
     from nox_ui.metrics.service import MetricsService
     from nox_ui.plugins.settings import PluginSettings
     from nox_ui.services.audit import AuditService
@@ -65,13 +66,49 @@ class PluginMetrics:
         return [(ts, avg) for ts, avg, _min, _max in result.points]
 
 
+class PluginCache:
+    """A plugin's namespace of the panel's cache, with diskcache's `get`/`set(..., expire=)` surface.
+
+    Values must be JSON (a tuple comes back as a list; anything else raises TypeError); keys are
+    strings. It is the panel's one disk cache (DATA_DIR/cache, opened on first use), so `nox-ui cache
+    clear` empties it too, and its hits, misses and size show on /metrics under the namespace."""
+
+    def __init__(self, cache: Cache, plugin: str) -> None:
+        self._cache = cache
+        self.namespace = f"plugin:{plugin}"
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value stored under `key`, or `default` when there is none (or it expired)."""
+        value = self._cache.get(self.namespace, _key(key))
+        return default if value is None else value
+
+    def set(self, key: str, value: Any, expire: float | None = None) -> bool:
+        """Store `value` for `expire` seconds (None: until deleted or evicted). True, as diskcache."""
+        self._cache.set(self.namespace, _key(key), value, ttl=expire)
+        return True
+
+    def delete(self, key: str) -> bool:
+        self._cache.invalidate(self.namespace, _key(key))
+        return True
+
+    def clear(self) -> None:
+        """Forget every value of this plugin (no other plugin's)."""
+        self._cache.invalidate(self.namespace)
+
+
+def _key(key: str) -> str:
+    if not isinstance(key, str):
+        raise TypeError(f"cache keys are strings, not {type(key).__name__}")
+    return key
+
+
 class PluginContext:
     def __init__(
         self,
         info: PluginInfo,
         *,
         data_root: Path,
-        cache_root: Path,
+        cache: Cache,
         audit: AuditService,
         metrics: MetricsService,
         settings: PluginSettings,
@@ -81,11 +118,10 @@ class PluginContext:
         self.logger: Logger = logger.bind(plugin=info.name)
         self.metrics = PluginMetrics(metrics)
         self._data_root = data_root
-        self._cache_root = cache_root
+        self._panel_cache = cache
         self._audit = audit
         self._settings = settings
-        self._cache: Any = None
-        self._closers: list[Callable[[], None]] = []
+        self._cache: PluginCache | None = None
 
     @property
     def settings(self) -> BaseModel:
@@ -99,13 +135,10 @@ class PluginContext:
         return path
 
     @property
-    def cache(self) -> Any:
-        """A `diskcache.Cache` of the plugin's own, storing JSON (`get`, `set(key, value, expire=...)`)."""
+    def cache(self) -> PluginCache:
+        """The plugin's namespace of the panel's cache (JSON values: `get`, `set(key, value, expire=...)`)."""
         if self._cache is None:
-            from diskcache import Cache, JSONDisk
-
-            self._cache = Cache(str(self._cache_root / self.name), disk=JSONDisk, size_limit=64 * 2**20)
-            self._closers.append(self._cache.close)
+            self._cache = PluginCache(self._panel_cache, self.name)
         return self._cache
 
     def allows(self, user: PluginUser, role: Role | str) -> bool:
@@ -146,12 +179,7 @@ class PluginContext:
         )
 
     def close(self) -> None:
-        for close in self._closers:
-            try:
-                close()
-            except Exception:
-                self.logger.exception("closing the plugin's cache failed")
-        self._closers.clear()
+        """Drop the cache handle at unload; the plugin's values stay for its next load."""
         self._cache = None
 
 

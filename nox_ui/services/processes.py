@@ -6,9 +6,12 @@ passwords), and which ids may never be signalled (init, the panel itself, its th
 its process group, and any id that is a thread rather than a process).
 
 Nothing here runs in the background: a listing is taken only when someone looks (the processes page
-or the API). CPU % needs two readings of a process's CPU times, so the `psutil.Process` objects
-are kept between listings (a private cache, not psutil's shared `process_iter` one, so another
-caller reading CPU % cannot shorten our interval); the first listing of a process shows 0.0.
+or the API). Every caller within `SNAPSHOT_SECONDS` shares one reading of all processes (the cache's
+memory namespace "processes": raw, with full command lines, never on disk); each caller then filters,
+sorts and pages it by its own rights. CPU % needs two readings of a process's CPU times, so the
+`psutil.Process` objects are kept between readings (a private cache, not psutil's shared
+`process_iter` one, so another caller reading CPU % cannot shorten our interval); the first reading
+of a process shows 0.0.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 import psutil
 from loguru import logger
 
+from nox_ui.cache import Cache
 from nox_ui.errors import Forbidden, Invalid, NotFound
 from nox_ui.roles import Principal, Role, authorize
 from nox_ui.runtime_settings import RuntimeSettings
@@ -35,6 +39,10 @@ MAX_LIMIT = 1000
 # Listings closer together than this reuse the previous CPU readings: over a few milliseconds the
 # kernel's tick granularity makes CPU % noise (two tabs, or a script and a tab, may list at once).
 MIN_CPU_INTERVAL = 0.5
+# Listings closer together than this (any number of pages and API callers) share one reading of
+# /proc; the page refreshes every 2 s, so each of its refreshes still sees a new reading.
+SNAPSHOT_SECONDS = 1.0
+SNAPSHOT = ("processes", "snapshot")  # cache namespace and key
 
 # What one listing reads per process (one `oneshot()` each, through `as_dict`).
 _ATTRS = [
@@ -116,9 +124,11 @@ class ProcessService:
         self,
         audit: AuditService | None = None,
         settings: Callable[[], RuntimeSettings] | None = None,
+        cache: Cache | None = None,
     ) -> None:
         self.audit = audit
         self._settings = settings
+        self._cache = cache if cache is not None else Cache(None)  # None: a private, memory-only one
         self._lock = threading.Lock()
         self._procs: dict[int, psutil.Process] = {}
         self._last_cpu: dict[int, float | None] = {}
@@ -197,7 +207,13 @@ class ProcessService:
         )
 
     def _snapshot(self) -> builtins.list[ProcessInfo]:
-        """Read every process once; CPU % is measured since the previous snapshot."""
+        """Every process as read by the last caller within `SNAPSHOT_SECONDS`, or read now. Shared:
+        callers copy what they change (`_without_arguments` returns a new record)."""
+        namespace, key = SNAPSHOT
+        return self._cache.get_or_compute(namespace, key, self._read_all, ttl=SNAPSHOT_SECONDS)
+
+    def _read_all(self) -> builtins.list[ProcessInfo]:
+        """Read every process once; CPU % is measured since the previous reading."""
         with self._lock:
             now = time.monotonic()
             measure = now - self._measured_at >= MIN_CPU_INTERVAL
@@ -283,6 +299,7 @@ class ProcessService:
             self._record_signal(actor, pid, process_name, signal_name or name, "failure", exc.message, ip=ip)
             raise
         self._record_signal(actor, pid, process_name, signal_name, "success", None, ip=ip)
+        self._cache.invalidate(*SNAPSHOT)  # the next listing shows what the signal did
         return info
 
     def _record_signal(

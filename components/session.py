@@ -14,7 +14,9 @@ from fastapi import Request
 from loguru import logger
 from nicegui import Client, app, core, run, ui
 
+from nox_ui import incidents
 from nox_ui.app import Services
+from nox_ui.components import failures
 from nox_ui.errors import Forbidden, NoxError
 from nox_ui.roles import Principal, Role, Target, check, refusal
 from nox_ui.services.auth import SESSION_COOKIE
@@ -64,9 +66,13 @@ class SessionGuard:
                     client.status_code = 403
                     self.forbidden_page(self, principal, exc.message)
                     return None
-                result = builder(principal, **params)
-                if hasattr(result, "__await__"):
-                    await result
+                try:
+                    result = builder(principal, **params)
+                    if hasattr(result, "__await__"):
+                        await result
+                except Exception as exc:
+                    incidents.seen_by(exc, principal)  # the error page shows an admin what failed
+                    raise
                 return None
 
             _copy_signature(guarded, builder)
@@ -92,6 +98,10 @@ class SessionGuard:
         if checked is None:  # the server is shutting down: nothing ran, so nothing is allowed
             raise Forbidden("the server is shutting down")
         return checked
+
+    def principal_of(self, client: Client) -> Principal | None:
+        """The principal an open page was served to (None for a page outside the guard)."""
+        return self._principals.get(client)
 
     async def current(self) -> Principal | None:
         """The principal of the page this UI action runs in, re-validated against the database now
@@ -138,6 +148,11 @@ class SessionGuard:
             result = await run.io_bound(work, actor)
         except NoxError as exc:
             ui.notify(exc.message, type="negative", multi_line=True)
+            return None
+        except Exception as exc:  # unexpected: an incident, and a Retry that runs the same action again
+            failures.action_failed(
+                exc, principal=actor, retry=lambda: self.act(role, work, success, then=then)
+            )
             return None
         if success:
             ui.notify(success, type="positive")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from typing import Any
 from urllib.parse import quote
@@ -28,8 +29,9 @@ from nox_ui.api.deps import bearer_principal, check_request
 from nox_ui.app import Services
 from nox_ui.errors import Forbidden, NoxError
 from nox_ui.http_guard import guard_http
-from nox_ui.roles import METRICS
+from nox_ui.roles import METRICS, Need, Role, refusal
 from nox_ui.services.auth import SESSION_COOKIE
+from nox_ui.supervisor import JobState
 
 UI_ENTRY_POINT_GROUP = "nox_ui.ui"
 
@@ -54,6 +56,26 @@ def _same_origin(request: Request, base_url: str) -> bool:
         return True
     served = f"{request.url.scheme}://{request.url.netloc}"
     return origin in {served, base_url.rstrip("/")}
+
+
+def job_view(state: JobState, detailed: bool) -> dict[str, Any]:
+    """A background job on /readyz: its name and status; for an admin, also why and since when."""
+    if not detailed:
+        return {"name": state.name, "status": state.status}
+    return {
+        "name": state.name,
+        "status": state.status,
+        "failing_since": _iso(state.failing_since),
+        "last_error": state.last_error,
+        "problem": state.problem,
+        "restarts": state.restarts,
+        "failures": state.failures,
+        "last_ok": _iso(state.last_ok),
+    }
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts is not None else None
 
 
 def login_redirect(path: str) -> RedirectResponse:
@@ -88,7 +110,16 @@ def machine_router(services: Services) -> Router:
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    def readyz(_request: Request) -> Response:
+    async def readyz(request: Request) -> Response:
+        # An admin's bearer token (admin scope) also gets each job's details; anyone else names and status.
+        try:
+            principal = await bearer_principal(services, request.headers.get("authorization"))
+        except Exception:  # the database is down: the checks below say so, to anyone
+            principal = None
+        detailed = principal is not None and refusal(principal, Need.api(Role.ADMIN)) is None
+        return await run_in_threadpool(readiness, detailed)
+
+    def readiness(detailed: bool) -> Response:
         checks: dict[str, str] = {}
         try:
             services.db.ping()
@@ -99,10 +130,12 @@ def machine_router(services: Services) -> Router:
         checks["sampler"] = "ok" if services.metrics.running() else "error: no sample in the last intervals"
         ready = all(value == "ok" for value in checks.values())
         # A degraded collector is reported but does not make the panel unready: the others go on.
+        # So is a failing background job: it restarts by itself, and the panel serves what it can meanwhile.
         body = {
             "status": "ready" if ready else "not ready",
             "checks": checks,
             "degraded_collectors": services.metrics.sampler.degraded(),
+            "jobs": [job_view(state, detailed) for state in services.supervisor.states()],
         }
         return JSONResponse(body, status_code=200 if ready else 503)
 
@@ -130,7 +163,7 @@ def machine_router(services: Services) -> Router:
         from nox_ui.prometheus import build_registry, render
 
         if not registries:
-            registries.append(build_registry(services.metrics))
+            registries.append(build_registry(services.metrics, services.cache, services.supervisor))
         return Response(render(registries[0]), media_type=CONTENT_TYPE_LATEST)
 
     async def http_error(_request: Request, exc: Exception) -> Response:

@@ -28,6 +28,10 @@ grows with the number of (rule, matching series) pairs, not with rules times all
 
 `changed` (a core `Signal`, emitted on the event loop when there is one) carries the new counts
 whenever the firing set or an acknowledgement changes.
+
+Health: the engine is the supervisor's job "alerts". An evaluation that raises or a write that fails
+(retried while the database is busy) makes it failing; the next successful write, or evaluation when
+no write failed, makes it running again.
 """
 
 from __future__ import annotations
@@ -47,9 +51,13 @@ from nox_ui.alerts.rules import RuleDef, Selector
 from nox_ui.alerts.silences import SilenceDef
 from nox_ui.alerts.state import FIRE, Condition, Track, advance
 from nox_ui.alerts.store import AlertStore, FiredEpisode
+from nox_ui.db import retry_busy
 from nox_ui.metrics.sampler import Sample
 from nox_ui.metrics.series import parse_series, series_name
 from nox_ui.signals import Signal
+from nox_ui.supervisor import Supervisor
+
+JOB = "alerts"
 
 
 @dataclass(frozen=True)
@@ -98,9 +106,12 @@ class AlertEngine:
         *,
         base_url: str = "",
         clock: Callable[[], float] = time.time,
+        supervisor: Supervisor | None = None,
     ) -> None:
         """`clock` gives "now" for rule changes, acks and listings (evaluation uses each sample's own
         timestamp)."""
+        self.supervisor = supervisor or Supervisor()
+        self._write_failed = False  # the last write failed: an evaluation alone does not clear that
         self.store = store
         self.dispatcher = dispatcher
         self.base_url = base_url.rstrip("/")
@@ -225,8 +236,11 @@ class AlertEngine:
             self._loop = None
         try:
             self.evaluate(sample)
-        except Exception:  # the sampler loop must survive anything a rule does
-            logger.exception("alert evaluation failed")
+        except Exception as exc:  # the sampler loop must survive anything a rule does
+            self.supervisor.report(JOB, exc)
+        else:
+            if not self._write_failed:
+                self.supervisor.report(JOB, None)
 
     def evaluate(self, sample: Sample) -> None:
         """Check one sample against every rule. Callable without a loop (tests, benchmarks): database
@@ -452,7 +466,7 @@ class AlertEngine:
         Without a running loop both run here and now."""
         loop = self._loop
         if loop is None or loop.is_closed() or not loop.is_running():
-            self._run(job)
+            self._write(job)
             self._run(then)
             return
         try:
@@ -469,7 +483,7 @@ class AlertEngine:
     ) -> None:
         if self._executor is None:  # one thread: writes stay in order (an insert before its update)
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alerts")
-        future = loop.run_in_executor(self._executor, self._run, job)
+        future = loop.run_in_executor(self._executor, self._write, job)
         self._pending_io.add(future)
 
         def done(finished: asyncio.Future[None]) -> None:
@@ -482,12 +496,24 @@ class AlertEngine:
 
         future.add_done_callback(done)
 
+    def _write(self, job: Callable[[], None]) -> None:
+        """One database write (in order, in the worker thread), tried again while the database is busy."""
+        try:
+            retry_busy(job)
+        except Exception as exc:
+            self._write_failed = True
+            self.supervisor.report(JOB, exc)
+        else:
+            if self._write_failed:
+                self._write_failed = False
+                self.supervisor.report(JOB, None)
+
     @staticmethod
     def _run(step: Callable[[], None]) -> None:
         try:
             step()
         except Exception:
-            logger.exception("alert engine: a write or dispatch failed")
+            logger.exception("alert engine: a dispatch failed")
 
     async def drain(self) -> None:
         """Wait for every queued write and its message (tests, shutdown)."""

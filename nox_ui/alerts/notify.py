@@ -25,6 +25,10 @@ the person testing sees the real outcome at once. A target the outbound guard re
 that cannot be decrypted, fails at once: retrying cannot help.
 
 Notifier secrets are stored encrypted (`kinds.seal`); the queue decrypts them only to send.
+
+The worker thread is the supervisor's job "delivery": a round of the loop that fails is reported (and
+the loop goes on), a crash of the loop itself is logged and the worker started again after a backoff;
+its writes are tried again while the database is busy.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import functools
 import json
 import threading
 import time
@@ -53,15 +58,18 @@ if TYPE_CHECKING:
 from nox_ui.alerts import channels, kinds
 from nox_ui.alerts.messages import AlertMessage
 from nox_ui.crypto import SecretBox, SecretUnreadable
-from nox_ui.db import Database
+from nox_ui.db import Database, retry_busy
 from nox_ui.errors import Conflict, Invalid, NotFound
 from nox_ui.models import Alert, AlertRule, AlertRuleNotifier, Delivery, Notifier, utcnow
 from nox_ui.outbound import OutboundGuard
 from nox_ui.roles import Principal, Role
 from nox_ui.runtime_settings import RuntimeSettings
 from nox_ui.services.audit import AuditService
+from nox_ui.supervisor import Supervisor
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
+JOB = "delivery"  # the supervisor names its thread "nox-delivery": channels.DELIVERY_THREAD_PREFIX
+INTAKE_RETRY_SECONDS = 5.0
 EVENTS = ("firing", "resolved", "repeat", "test")
 MAX_NAME = 128
 MAX_ERROR_CHARS = 4000
@@ -247,9 +255,11 @@ class DeliveryQueue:
         concurrency: int = 8,
         secrets: SecretBox | None = None,
         outbound: OutboundGuard | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         if backoff <= 0 or backoff_max < backoff or max_attempts < 1 or timeout <= 0 or concurrency < 1:
             raise ValueError("invalid delivery queue policy")
+        self.supervisor = supervisor or Supervisor()
         self.db = db
         self.smtp = smtp
         self.link = link
@@ -266,7 +276,8 @@ class DeliveryQueue:
         self._lock = threading.Lock()
         self._waiters: dict[int, list[threading.Event]] = {}
         self._thread: threading.Thread | None = None
-        self._stopping = False
+        self._stop = threading.Event()  # the running worker's (the supervisor hands each run its own)
+        self._started = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         # Owned by the worker loop.
@@ -278,17 +289,14 @@ class DeliveryQueue:
     # -- life cycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the worker thread (idempotent); it first picks up every pending delivery."""
-        if self._thread is not None and self._thread.is_alive():
+        """Start the worker thread under the supervisor (idempotent); it first picks up every pending
+        delivery, and is running when this returns."""
+        if self.running():
             return
-        self._stopping = False
         channels.keep_delivery_requests_out_of_logs()
-        started = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run_thread, args=(started,), name=channels.DELIVERY_THREAD_PREFIX, daemon=True
-        )
-        self._thread.start()
-        started.wait(5.0)
+        self._started.clear()
+        self.supervisor.thread(JOB, self.run, wake=self._wake_up)
+        self._started.wait(5.0)
 
     def stop(self) -> None:
         """Stop the worker (waiting up to `stop_timeout` s); a send in progress is abandoned and its
@@ -296,13 +304,13 @@ class DeliveryQueue:
         thread = self._thread
         if thread is None:
             return
-        self._stopping = True
+        self._stop.set()
         self._wake_up()
         thread.join(self.stop_timeout)
         self._thread = None
 
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive() and not self._stopping
+        return self._thread is not None and self._thread.is_alive() and not self._stop.is_set()
 
     # -- feeding ---------------------------------------------------------------------------------
 
@@ -357,43 +365,46 @@ class DeliveryQueue:
             with contextlib.suppress(RuntimeError):  # the loop just closed: nothing left to wake
                 loop.call_soon_threadsafe(wake.set)
 
-    def _run_thread(self, started: threading.Event) -> None:
+    def run(self, stop: threading.Event) -> None:
+        """The worker (the supervisor's job "delivery", in its thread): its own event loop until `stop`
+        is set. Raises when the loop itself crashes, and the supervisor starts it again."""
+        self._thread, self._stop = threading.current_thread(), stop
         loop = asyncio.new_event_loop()
         executor = ThreadPoolExecutor(
             max_workers=self.concurrency + 2, thread_name_prefix=f"{channels.DELIVERY_THREAD_PREFIX}-io"
         )
         loop.set_default_executor(executor)
         try:
-            loop.run_until_complete(self._main(started))
-        except Exception:
-            logger.exception("the delivery worker stopped")
+            loop.run_until_complete(self._main())
         finally:
             self._loop = None
             self._wake = None
-            started.set()
+            self._started.set()
             # A send still running in a worker thread finishes (its delivery stays pending and is sent
             # again at the next start: at least once); `stop` waits for it only up to `stop_timeout`.
             executor.shutdown(wait=True, cancel_futures=True)
             loop.close()
 
-    async def _main(self, started: threading.Event) -> None:
+    async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._due.clear()
         self._inflight.clear()
-        started.set()
+        self._started.set()
         limit = asyncio.Semaphore(self.concurrency)
         # The HTTP client is made on the first webhook (see _http) and closed on the way out.
         try:
             await self._recover()
-            while not self._stopping:
+            while not self._stop.is_set():
                 self._wake.clear()
                 try:
                     await self._take_new()
                     self._start_due(limit)
-                except Exception:
-                    logger.exception("the delivery worker hit an error; going on")
+                except Exception as exc:
+                    self.supervisor.report(JOB, exc)
                     await asyncio.sleep(1.0)
+                else:
+                    self.supervisor.report(JOB, None)
                 await self._sleep()
         finally:
             tasks = list(self._inflight.values())
@@ -483,12 +494,12 @@ class DeliveryQueue:
                 return [(row.id or 0, m) for row, m in rows]
 
         try:
-            return insert(pairs)
+            return retry_busy(lambda: insert(pairs))  # one transaction each: safe to run again
         except IntegrityError:
             written = []
             for pair in pairs:
                 try:
-                    written += insert([pair])
+                    written += retry_busy(functools.partial(insert, [pair]))
                 except IntegrityError:
                     logger.warning(
                         "notification of {!r} to notifier {} skipped: its alert {} is not in the database",
@@ -511,6 +522,8 @@ class DeliveryQueue:
     async def _sleep(self) -> None:
         assert self._wake is not None
         timeout = max(0.0, min(self._due.values()) - time.time()) if self._due else None
+        if self._intake:  # messages a failed round put back (the database busy or full): again soon
+            timeout = min(timeout, INTAKE_RETRY_SECONDS) if timeout is not None else INTAKE_RETRY_SECONDS
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
 
@@ -530,7 +543,9 @@ class DeliveryQueue:
                 if message is not None:
                     self._messages[delivery_id] = message
                 error, permanent = await self._send(job, message)
-                outcome = await asyncio.to_thread(self._record, delivery_id, error, permanent)
+                outcome = await asyncio.to_thread(
+                    retry_busy, lambda: self._record(delivery_id, error, permanent)
+                )
             self._after(job, outcome, error)
         except asyncio.CancelledError:
             raise
@@ -713,6 +728,7 @@ class NotifierService:
         secrets: SecretBox,
         queue: DeliveryQueue | None = None,
         outbound: OutboundGuard | None = None,
+        supervisor: Supervisor | None = None,
     ) -> None:
         self.db = db
         self.audit = audit
@@ -720,7 +736,7 @@ class NotifierService:
         self.secrets = secrets
         self.outbound = outbound or OutboundGuard(lambda: smtp().notify_allowed_hosts)
         self.queue = queue or DeliveryQueue(
-            db, smtp, link=self.alert_link, secrets=secrets, outbound=self.outbound
+            db, smtp, link=self.alert_link, secrets=secrets, outbound=self.outbound, supervisor=supervisor
         )
 
     def alert_link(self, alert_id: int | None) -> str:

@@ -48,10 +48,11 @@ def wire_alerting(
     db: Database, audit: AuditService, metrics: MetricsService, *, base_url: str, dispatcher: Dispatcher
 ) -> Alerting:
     """Build the alerting services, feed rules and silences into the engine (now and on every change),
-    restore firing episodes, and subscribe the engine to every sample of the metrics bus."""
+    restore firing episodes, and subscribe the engine to every sample of the metrics bus. The engine
+    reports to the metrics' supervisor (the panel's one)."""
     rules = RuleService(db, audit, metrics.specs)
     silences = SilenceService(db, audit)
-    engine = AlertEngine(SqlAlertStore(db), dispatcher, base_url=base_url)
+    engine = AlertEngine(SqlAlertStore(db), dispatcher, base_url=base_url, supervisor=metrics.supervisor)
     rules.changed.connect(engine.set_rules)
     engine.set_rules(rules.definitions())
     silences.changed.connect(engine.set_silences)

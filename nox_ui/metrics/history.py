@@ -9,19 +9,16 @@ import time
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import delete, func, insert, text
 from sqlmodel import col, select
 
+from nox_ui.cache import Cache
 from nox_ui.db import Database
 from nox_ui.errors import Invalid
 from nox_ui.metrics.sampler import Sample
 from nox_ui.models import MetricHour, MetricMinute, MetricSeries
-
-if TYPE_CHECKING:
-    import diskcache
 
 MINUTE = 60
 HOUR = 3600
@@ -30,6 +27,11 @@ MAX_POINTS = 1000  # a chart never needs more; the step grows with the range ins
 MAX_RANGE = 400 * DAY
 YEAR_3000 = 32503680000  # Unix seconds
 NAN = float("nan")
+# Ranges the database will not change again (every minute or hour in them is written), kept a day;
+# ranges reaching into minutes not yet written live in their own namespace, emptied by every write.
+SETTLED = "history"
+LIVE = "history.live"
+LIVE_TTL = 2 * MINUTE  # a backstop: a write invalidates them sooner
 
 Point = tuple[int, float, float, float]  # bucket start (Unix s), avg, min, max
 
@@ -104,7 +106,7 @@ class HistoryStore:
     def __init__(
         self,
         db: Database,
-        cache_dir: Path,
+        cache: Cache,
         *,
         interval: float = 1.0,
         ram_seconds: int = HOUR,
@@ -114,13 +116,18 @@ class HistoryStore:
         self.interval = interval
         self.retention = retention or Retention()
         self.ring = RingBuffer(max(2, math.ceil(ram_seconds / interval)))
-        self._cache_dir = cache_dir
-        self._cache: diskcache.Cache | None = None
+        self.cache = cache
+        # Whether this process stored ranges (live ones: since the last write): only then do writes
+        # and prunes evict, so a panel nobody asks for history never opens the disk cache.
+        self._cached_live = False
+        self._cached_settled = False
         self._series_ids: dict[str, int] = {}
         self._db_lock = threading.Lock()
         last_minute, self._last_hour = self._stored_marks()
         # Minutes already in the database are never written twice (restart inside the same minute).
         self._flushed_until = last_minute + MINUTE if last_minute is not None else None
+        # Minutes before this are in the database for good (the rollups: `_last_hour`).
+        self._written_until = self._flushed_until
         self._last_prune = 0.0
 
     def _stored_marks(self) -> tuple[int | None, int | None]:
@@ -157,17 +164,34 @@ class HistoryStore:
         if not minutes:
             return
         with self._db_lock, self.db.session() as session:
-            ids = self._ids_for({sid for _, agg in minutes for sid in agg}, session)
-            rows = [
-                {"series_id": ids[sid], "ts": ts, "avg": avg, "min": low, "max": high}
-                for ts, agg in minutes
-                for sid, (avg, low, high) in agg.items()
-            ]
-            session.execute(insert(MetricMinute), rows)
-            self._roll_up_hours(session, minutes[-1][0] + MINUTE)
-            session.commit()
+            known_ids, last_hour = dict(self._series_ids), self._last_hour
+            try:
+                ids = self._ids_for({sid for _, agg in minutes for sid in agg}, session)
+                rows = [
+                    {"series_id": ids[sid], "ts": ts, "avg": avg, "min": low, "max": high}
+                    for ts, agg in minutes
+                    for sid, (avg, low, high) in agg.items()
+                ]
+                session.execute(insert(MetricMinute), rows)
+                self._roll_up_hours(session, minutes[-1][0] + MINUTE)
+                session.commit()
+            except BaseException:
+                # Nothing of it is stored (a full disk, say): forget the series ids and the hour it made,
+                # so the same minutes can be written again later.
+                self._series_ids, self._last_hour = known_ids, last_hour
+                raise
+            self._written_until = max(self._written_until or 0, minutes[-1][0] + MINUTE)
+        if self._cached_live:
+            # Their keys hold the old write mark, so no query reaches them again; this frees them.
+            self._cached_live = False
+            self.cache.invalidate(LIVE)
         if time.time() - self._last_prune > HOUR:
             self.prune()
+
+    @property
+    def written_until(self) -> int | None:
+        """Every minute before this is in the database (None: nothing written yet)."""
+        return self._written_until
 
     def _ids_for(self, keys: set[str], session: Any) -> dict[str, int]:
         missing = keys - self._series_ids.keys()
@@ -200,14 +224,18 @@ class HistoryStore:
     def prune(self, now: float | None = None) -> None:
         now = now or time.time()
         with self._db_lock, self.db.session() as session:
-            session.execute(
+            minutes = session.execute(
                 delete(MetricMinute).where(col(MetricMinute.ts) < now - self.retention.minute_days * DAY)
             )
-            session.execute(
+            hours = session.execute(
                 delete(MetricHour).where(col(MetricHour.ts) < now - self.retention.hour_days * DAY)
             )
             session.commit()
         self._last_prune = now
+        if self._cached_settled and (minutes.rowcount or hours.rowcount):  # type: ignore[attr-defined]
+            # A settled range may have held the rows just deleted (one stored by an earlier process
+            # expires within its day; the tier choice keeps most such ranges from being asked again).
+            self.cache.invalidate(SETTLED)
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -242,26 +270,22 @@ class HistoryStore:
                 )
             recent = _bucket(self.ring.window(metric, max(since, oldest), until), since, step)
             return HistoryResult(metric, tier, step, older + recent)
-        key = f"history:{metric}:{tier}:{int(since)}:{int(until)}:{step}"
-        cached = self.cache.get(key)
-        if cached is not None:
-            return HistoryResult(metric, tier, step, [(int(p[0]), p[1], p[2], p[3]) for p in cached])
-        points = self._query_db(tier, metric, int(since), int(until), step)
-        # A range that ended a while ago will not change; a live one is kept for one step.
-        self.cache.set(key, points, expire=DAY if until < now - 2 * step else max(step, 30))
-        return HistoryResult(metric, tier, step, points)
-
-    @property
-    def cache(self) -> diskcache.Cache:
-        """The disk cache of database answers, opened on the first database query: diskcache (and
-        its sqlite and pickle machinery, ~2.5 MiB) is not loaded by a panel nobody asks for history."""
-        if self._cache is None:
-            import diskcache
-
-            self._cache = diskcache.Cache(
-                str(self._cache_dir), disk=diskcache.JSONDisk, size_limit=64 * 2**20
-            )
-        return self._cache
+        # Read before the database: a write committed meanwhile moves the mark, so the answer is
+        # stored under the old one, which no later query asks for.
+        mark = self._written_until if tier == "minute" else self._last_hour
+        settled = mark is not None and until <= (mark if tier == "minute" else mark + HOUR)
+        key = f"{metric}:{tier}:{int(since)}:{int(until)}:{step}"
+        if settled:
+            namespace, ttl = SETTLED, float(DAY)
+            self._cached_settled = True
+        else:
+            namespace, ttl, key = LIVE, float(LIVE_TTL), f"{key}:{mark}"
+            self._cached_live = True
+        points = self.cache.get_or_compute(
+            namespace, key, lambda: self._query_db(tier, metric, int(since), int(until), step), ttl=ttl
+        )
+        # A cache hit is JSON: its points come back as lists.
+        return HistoryResult(metric, tier, step, [(int(p[0]), p[1], p[2], p[3]) for p in points])
 
     def _query_db(self, tier: str, metric: str, since: int, until: int, step: int) -> list[Point]:
         table = "metric_minute" if tier == "minute" else "metric_hour"
@@ -283,10 +307,6 @@ class HistoryStore:
         with self.db.session() as session:
             stored = set(session.exec(select(MetricSeries.key)).all())
         return stored | set(self.ring.columns)
-
-    def close(self) -> None:
-        if self._cache is not None:
-            self._cache.close()
 
 
 def _bucket(points: list[tuple[float, float]], since: float, step: int) -> list[Point]:

@@ -1,6 +1,11 @@
 """The metrics hub: drives the sampler from the event loop (the collectors run in worker threads, see
 `sampler.py`), feeds history, and publishes each sample on one core `Signal`, `bus`, on the loop: the
-alert engine listens to it, and the UI bridges it to the open pages (`components/live.py`)."""
+alert engine listens to it, and the UI bridges it to the open pages (`components/live.py`).
+
+The sampling loop runs under the supervisor as job "sampler" (each tick reports how it went; a crash
+of the loop restarts it); history writes report as job "history". A write that fails (a full disk, a
+database busy past its retries) keeps its minutes in RAM and tries them again with the next write, so
+once the disk has room again every minute is stored, once."""
 
 from __future__ import annotations
 
@@ -12,12 +17,19 @@ from dataclasses import dataclass
 
 from loguru import logger
 
+from nox_ui.db import retry_busy
 from nox_ui.errors import NotFound
 from nox_ui.metrics.collectors import Collector
 from nox_ui.metrics.history import HistoryResult, HistoryStore
 from nox_ui.metrics.sampler import Sample, Sampler
 from nox_ui.metrics.series import MetricSpec, parse_series, series_id, series_name
 from nox_ui.signals import Signal
+from nox_ui.supervisor import Supervisor
+
+Minutes = list[tuple[int, dict[str, tuple[float, float, float]]]]
+# Unwritten minutes kept while history cannot be written (~15 KiB each for 60 series); past this the
+# oldest are dropped, loudly, so a disk full for days cannot exhaust the memory.
+MAX_UNWRITTEN_MINUTES = 6 * 60
 
 
 @dataclass(frozen=True)
@@ -30,45 +42,55 @@ class MetricInfo:
 
 
 class MetricsService:
-    def __init__(self, sampler: Sampler, history: HistoryStore, interval: float) -> None:
+    def __init__(
+        self,
+        sampler: Sampler,
+        history: HistoryStore,
+        interval: float,
+        *,
+        supervisor: Supervisor | None = None,
+    ) -> None:
         self.sampler = sampler
         self.history = history
         self.interval = interval
+        self.supervisor = supervisor or Supervisor()
         self.bus: Signal[Sample] = Signal("metrics.bus")  # emitted on the event loop, once per sample
         self.specs: dict[str, MetricSpec] = {spec.name: spec for spec in sampler.specs}
         self.client_count: Callable[[], int] = lambda: 0  # set by the web layer
         self._task: asyncio.Task[None] | None = None
         self._flush: asyncio.Task[None] | None = None
+        self._unwritten: Minutes = []  # minutes a failed write left; tried again first
         self._current_json: tuple[Sample | None, bytes] | None = None
 
     # -- the loop ----------------------------------------------------------------------------------
 
     def start(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="metrics sampler")
+        self.supervisor.watch("history")
+        self.supervisor.task("sampler", self.run)
 
     async def stop(self) -> None:
-        for task in (self._task, self._flush):
-            if task is not None and not task.done():
-                task.cancel()
-        self._task = None
-        if self._flush is not None:
+        await self.supervisor.stop("sampler")
+        flush = self._flush
+        if flush is not None and not flush.done():
             try:
-                await self._flush
-            except (
-                asyncio.CancelledError,
-                Exception,
-            ):  # shutting down: a half-done flush is written next start
+                await flush  # a write under way finishes (its thread could not be stopped anyway)
+            except (asyncio.CancelledError, Exception):
                 logger.debug("history flush cancelled at shutdown")
+        if self._unwritten:
+            # The last chance for minutes a failed write left: a new process starts with an empty ring.
+            await self._write([])
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """The sampling loop (the supervisor's job "sampler"): one sample per interval, never a burst."""
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         while True:
             try:
                 self.publish(await self.sampler.sample_off_loop())
-            except Exception:  # the loop must survive anything a subscriber or the store does
-                logger.exception("metrics tick failed")
+            except Exception as exc:  # the loop must survive anything a subscriber or the store does
+                self.supervisor.report("sampler", exc)
+            else:
+                self.supervisor.report("sampler", None)
             next_tick += self.interval
             delay = next_tick - loop.time()
             if delay < 0:  # fell behind (suspended host, overloaded loop): skip, never burst
@@ -93,11 +115,29 @@ class MetricsService:
                     self._write(minutes), name="history flush"
                 )
 
-    async def _write(self, minutes: list[tuple[int, dict[str, tuple[float, float, float]]]]) -> None:
+    async def _write(self, minutes: Minutes) -> None:
+        batch = self._unwritten + minutes
+        self._unwritten = []
+        if not batch:
+            return
         try:
-            await asyncio.to_thread(self.history.write, minutes)
-        except Exception:
-            logger.exception("writing {} minutes of history failed", len(minutes))
+            await asyncio.to_thread(retry_busy, lambda: self.history.write(batch))
+        except Exception as exc:
+            # Minutes before the store's write mark did reach the database (the error came after the
+            # commit): only the others are kept, so none is written twice.
+            written = self.history.written_until or 0
+            kept = [minute for minute in batch if minute[0] >= written]
+            if len(kept) > MAX_UNWRITTEN_MINUTES:
+                logger.error(
+                    "history: {} unwritten minutes dropped (at most {} are kept in memory)",
+                    len(kept) - MAX_UNWRITTEN_MINUTES,
+                    MAX_UNWRITTEN_MINUTES,
+                )
+                kept = kept[-MAX_UNWRITTEN_MINUTES:]
+            self._unwritten = kept
+            self.supervisor.report("history", exc)
+        else:
+            self.supervisor.report("history", None)
 
     def add_collector(self, collector: Collector) -> None:
         """A plugin's collector joins the sampler; its metrics become known to history, alert rules and

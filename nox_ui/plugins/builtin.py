@@ -21,4 +21,5 @@ def nav_items() -> list[NavItem]:
         NavItem("Settings", "/admin/settings", icon="tune", role=Role.ADMIN, order=60),
         NavItem("Plugins", "/admin/plugins", icon="extension", role=Role.ADMIN, order=65),
         NavItem("Audit log", "/admin/audit", icon="fact_check", role=Role.ADMIN, order=70),
+        NavItem("Diagnostics", "/admin/diagnostics", icon="monitor_heart", role=Role.ADMIN, order=75),
     ]

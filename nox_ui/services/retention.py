@@ -5,7 +5,9 @@
 - Resolved alerts older than `alert_history_days` are deleted with their delivery logs, and so are
   old notifier test deliveries (`nox_ui/alerts/retention.py`). 0 keeps them all.
 
-A changed setting acts within the hour.
+A changed setting acts within the hour. The loop is the supervisor's job "housekeeping": a round in
+which a job failed reports the failure (the next round, an hour later, tries again), a crash of the
+loop itself restarts it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from nox_ui.models import utcnow
 from nox_ui.roles import PANEL
 from nox_ui.services.audit import Archived, AuditService
 from nox_ui.services.settings import SettingsService
+from nox_ui.supervisor import Supervisor
+
+JOB = "housekeeping"
 
 
 class AuditRetention:
@@ -44,15 +49,38 @@ class Housekeeping:
     """Runs every job at start and then once an hour; a job that fails (disk full, database busy) is
     logged and tried again the next hour, and the others still run."""
 
-    def __init__(self, jobs: list[Callable[[], object]], *, every_seconds: float = 3600) -> None:
+    def __init__(
+        self,
+        jobs: list[Callable[[], object]],
+        *,
+        every_seconds: float = 3600,
+        supervisor: Supervisor | None = None,
+    ) -> None:
         self.jobs = jobs
         self.every_seconds = every_seconds
+        self.supervisor = supervisor or Supervisor()
+
+    def start(self) -> None:
+        """Run `run` under the supervisor, on the running event loop (idempotent)."""
+        self.supervisor.task(JOB, self.run)
+
+    async def stop(self) -> None:
+        await self.supervisor.stop(JOB)
 
     async def run(self) -> None:
         while True:
+            failed = False
             for job in self.jobs:
                 try:
                     await asyncio.to_thread(job)
-                except Exception:
-                    logger.exception("housekeeping job {} failed; it runs again in an hour", job)
+                except Exception as exc:  # the others still run; this one runs again next round
+                    logger.warning("housekeeping: {} failed; it runs again in an hour", _name_of(job))
+                    self.supervisor.report(JOB, exc)
+                    failed = True
+            if not failed:
+                self.supervisor.report(JOB, None)
             await asyncio.sleep(self.every_seconds)
+
+
+def _name_of(job: Callable[[], object]) -> str:
+    return getattr(job, "__qualname__", None) or repr(job)

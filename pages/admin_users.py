@@ -78,7 +78,8 @@ def row_of(user: User, sessions: int) -> dict[str, Any]:
 
 def register(services: Services, guard: SessionGuard) -> None:
     @guard.page("/admin/users", role=Role.ADMIN, title="Users")
-    async def users_page(principal: Principal) -> None:
+    async def users_page(principal: Principal, user: int | None = None) -> None:
+        # `?user=<id>` (a search hit's link) opens the table filtered to that account.
         ip = client_ip()
 
         def rows() -> list[dict[str, Any]]:
@@ -300,6 +301,12 @@ def register(services: Services, guard: SessionGuard) -> None:
                 table.add_slot("body-cell-actions", _ACTIONS_SLOT)
                 table.on("row-action", on_row_action)
                 search.bind_value_to(table, "filter")
+            if user is not None:
+                wanted = next((r for r in first_rows or [] if r["id"] == user), None)
+                if wanted is None:
+                    ui.notify(f"No user with id {user}: it may have been deleted.", type="warning")
+                else:
+                    search.value = wanted["username"]
             ui.label(
                 "Changing a role, disabling or resetting a password signs that user out everywhere. "
                 "The last enabled admin cannot be demoted, disabled or deleted."

@@ -122,10 +122,20 @@ def settings_schema(ctx: Any) -> Any:
 
 @hookspec
 def search_documents(ctx: Any) -> Any:
-    """Documents for the panel's search. Search is not built yet (issue 8): the hook is declared so
-    plugins can be written against it; the panel does not call it today.
+    """Documents for the panel's search (the header's box, /search, `GET /api/v1/search`), indexed when
+    the plugin is enabled and removed when it is disabled.
 
-    Return a list of dicts ``{"type", "id", "title", "text", "url"}``.
+    Return a list of dicts with ``type`` (a lowercase name of your own, not one of the panel's types;
+    it becomes a facet and a ``type:`` filter), ``id`` (unique within your type), ``title``, ``text``
+    (what is searched and shown as the snippet), ``url`` (a panel path such as /plugins/<name>/...) and
+    optionally ``role`` (the least role that may see it; viewer by default). At most 10,000::
+
+        @hookimpl
+        def search_documents(ctx):
+            return [
+                {"type": "ups", "id": "main", "title": "Main UPS", "text": "APC Smart-UPS 1500, rack 2",
+                 "url": "/plugins/ups/", "role": "viewer"},
+            ]
     """
 
 

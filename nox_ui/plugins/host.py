@@ -41,12 +41,16 @@ from nox_ui.plugins.discovery import unsafe_reason
 from nox_ui.plugins.settings import PluginSettings
 from nox_ui.plugins.spec import ApiRoutes, NavItem, Page, PluginInfo, Widget
 from nox_ui.roles import Principal
+from nox_ui.search.documents import Document, plugin_documents
 from nox_ui.signals import Signal
+from nox_ui.supervisor import Supervisor
 
 if TYPE_CHECKING:
+    from nox_ui.cache import Cache
     from nox_ui.metrics.service import MetricsService
     from nox_ui.services.audit import AuditService
 
+JOB = "plugins"  # the supervisor's name for the watch of stored decisions
 HOOK_TIMEOUT = 5.0  # seconds a hook (or a plugin's import) may take before the plugin counts as failed
 WATCH_SECONDS = 5.0  # how often the stored decisions are compared with what is loaded (CLI changes)
 
@@ -80,6 +84,7 @@ class Contributions:
     kinds: list[str] = field(default_factory=list)
     settings: bool = False
     api: ApiRoutes | None = None
+    search: list[Document] = field(default_factory=list)  # its search_documents, checked
 
 
 @dataclass
@@ -118,9 +123,11 @@ class PluginHost:
         audit: AuditService,
         data_dir: Path,
         *,
+        cache: Cache,
         hook_timeout: float = HOOK_TIMEOUT,
     ) -> None:
         self.catalog = catalog
+        self.cache = cache  # the plugins' `ctx.cache` namespaces
         self.settings = settings
         self.metrics = metrics
         self.audit = audit
@@ -133,7 +140,6 @@ class PluginHost:
         self._failures: dict[str, Failure] = {}
         self._lock = asyncio.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._watch: asyncio.Task[None] | None = None
         self._withdrawing: set[asyncio.Task[None]] = set()
         # Set by the API when it is built: (name, its routes or None) at every load.
         self.api_mount: Callable[[str, ApiRoutes | None], None] | None = None
@@ -156,22 +162,32 @@ class PluginHost:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
+    @property
+    def supervisor(self) -> Supervisor:
+        """The panel's one supervisor (the sampler's): the watch is its job "plugins"."""
+        return self.metrics.supervisor
+
     async def start(self) -> None:
-        """Load every enabled plugin, then watch the stored decisions."""
+        """Load every enabled plugin, then watch the stored decisions (the supervised job "plugins")."""
+        await self._load_enabled()
+        self.supervisor.task(JOB, self._watch_decisions)
+
+    async def run(self) -> None:
+        """Both as one supervised job (how the panel starts them): a failure while loading is retried too."""
+        await self._load_enabled()
+        await self._watch_decisions()
+
+    async def _load_enabled(self) -> None:
         self._loop = asyncio.get_running_loop()
         # The stored decisions first: with none enabled, nothing is looked for (or imported) at all.
         decisions = await asyncio.to_thread(self.catalog.decisions)
         for name, enabled in decisions.items():
             if enabled:
                 await self.reconcile(name)
-        if self._watch is None or self._watch.done():
-            self._watch = self._loop.create_task(self._watch_decisions(), name="plugin decisions")
 
     async def stop(self) -> None:
-        watch, self._watch = self._watch, None
-        if watch is not None:
-            watch.cancel()
-            await asyncio.gather(watch, return_exceptions=True)  # a load it was doing cleans up after itself
+        # A load the watch was doing cleans up after itself when cancelled.
+        await self.supervisor.stop(JOB)
         async with self._lock:
             for name in list(self._loaded):
                 await self._unload(name)
@@ -182,9 +198,10 @@ class PluginHost:
             await asyncio.sleep(WATCH_SECONDS)
             try:
                 entries = await asyncio.to_thread(self._watched_entries, looked_for)
-            except Exception:  # the watch must survive a database hiccup
-                logger.exception("reading the plugins' stored states failed")
+            except Exception as exc:  # the watch must survive a database hiccup
+                self.supervisor.report(JOB, exc)
                 continue
+            self.supervisor.report(JOB, None)
             for entry in entries:  # a plugin decided on and then uninstalled is not found: nothing to do
                 name = entry.name
                 wanted = entry.enabled and not entry.refused
@@ -195,8 +212,9 @@ class PluginHost:
                 if (wanted and not loaded and not failed) or (not wanted and (loaded or failure is not None)):
                     try:
                         await self.reconcile(name, retry=retry)
-                    except Exception:
-                        logger.exception("applying the stored state of plugin {} failed", name)
+                    except Exception as exc:
+                        logger.warning("applying the stored state of plugin {} failed", name)
+                        self.supervisor.report(JOB, exc)
 
     def _watched_entries(self, looked_for: set[str]) -> list[CatalogEntry]:
         """The catalog's entries; looked for again when a stored decision names a plugin not yet found
@@ -254,7 +272,7 @@ class PluginHost:
             ctx = PluginContext(
                 info,
                 data_root=self.data_dir / "plugin-data",
-                cache_root=self.data_dir / "cache" / "plugins",
+                cache=self.cache,
                 audit=self.audit,
                 metrics=self.metrics,
                 settings=self.settings,
@@ -293,6 +311,11 @@ class PluginHost:
             )
             where = "hook api_routes"
             done.api = _api_routes(await self._hook(name, "api_routes", ctx))
+            where = "hook search_documents"
+            try:
+                done.search = plugin_documents(name, await self._hook(name, "search_documents", ctx))
+            except ValueError as exc:
+                raise PluginError(str(exc)) from None
         except Exception as exc:
             self._record_failure(name, where, exc)
             if started and ctx is not None:
@@ -492,6 +515,10 @@ class PluginHost:
 
     def api_routes(self) -> dict[str, ApiRoutes]:
         return {n: p.contributions.api for n, p in self._active().items() if p.contributions.api is not None}
+
+    def search_documents(self) -> list[Document]:
+        """What the active plugins' `search_documents` hooks returned (the search index's "plugin" group)."""
+        return [doc for p in self._active().values() for doc in p.contributions.search]
 
     def context(self, name: str) -> PluginContext | None:
         loaded = self._loaded.get(name)

@@ -22,7 +22,17 @@ from typing import Any, TextIO
 
 import psutil
 
-from bench import alerts_bench, history_bench, loadgen, report, sampling, soak, startup
+from bench import (
+    alerts_bench,
+    cache_bench,
+    history_bench,
+    loadgen,
+    report,
+    sampling,
+    search_bench,
+    soak,
+    startup,
+)
 from bench import glances as glances_mod
 from bench.nox import NoxServer
 from bench.util import MIB, Child, CpuWindow, Processes, log, measure_cpu
@@ -258,6 +268,9 @@ def run(args: argparse.Namespace, procs: Processes, workdir: Path, results: dict
     results["history"] = history_bench.run(workdir)
     log(f"(e) 30 d p95 uncached {results['history']['30d']['uncached_p95_ms']:.1f} ms")
 
+    run_cache(results, workdir)
+    run_search(results, workdir)
+
     log("(g) alert evaluation: 0 to 5,000 rules over this host's series")
     results["alerts"] = alerts_bench.run()
     log(f"(g) 1,000 rules: {results['alerts']['per_rules']['1000']['us']:.0f} µs per sample")
@@ -368,6 +381,24 @@ def run_soak(args: argparse.Namespace, procs: Processes, workdir: Path, results:
             results.setdefault("notes", []).append(f"soak errors: {stage['error_samples']}")
 
 
+def run_cache(results: dict[str, Any], workdir: Path) -> None:
+    log("(j) cache: cold vs warm (history ranges, the process snapshot for 1-50 viewers, host facts)")
+    results["cache"] = cache_bench.run(workdir)
+    fifty = results["cache"]["processes"]["viewers"]["50"]
+    log(
+        f"(j) 30 d history warm {results['cache']['history']['30d']['ratio']:.1f}x faster; 50 viewers: "
+        f"{fifty['shared']['readings_per_s']:.2f} vs {fifty['per_listing']['readings_per_s']:.2f} readings/s"
+    )
+
+
+def run_search(results: dict[str, Any], workdir: Path) -> None:
+    log(f"(k) search: {search_bench.EVENTS:,} audit events indexed, then four kinds of searches")
+    results["search"] = search_bench.run(workdir)
+    k = results["search"]
+    slowest = max(k["kinds"][kind]["p95_ms"] for kind in search_bench.TARGET_KINDS)
+    log(f"(k) indexed at {k['docs_per_second']:.0f} documents/s; slowest p95 {slowest:.1f} ms")
+
+
 def run_only(args: argparse.Namespace, procs: Processes, workdir: Path, results: dict[str, Any]) -> None:
     """One measurement alone (`--only`), e.g. to check a change without the whole ~12-minute run."""
     results["notes"] = []
@@ -375,6 +406,10 @@ def run_only(args: argparse.Namespace, procs: Processes, workdir: Path, results:
     signal.alarm(int(args.time_limit))
     if args.only == "soak":
         run_soak(args, procs, workdir, results)
+    elif args.only == "cache":
+        run_cache(results, workdir)
+    elif args.only == "search":
+        run_search(results, workdir)
     elif args.only == "startup":
         startup.run(procs, workdir, results)
     signal.alarm(0)
@@ -398,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
     parser.add_argument(
         "--only",
-        choices=["soak", "startup"],
+        choices=["cache", "search", "soak", "startup"],
         help="run this one measurement and print its rows; docs/benchmarks.md is left as it is",
     )
     parser.add_argument("--soak-seconds", type=float, default=180.0, help="(h) how long the load runs")

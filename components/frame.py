@@ -12,6 +12,9 @@ from contextlib import contextmanager
 from nicegui import app, ui
 
 from nox_ui.alerts.evaluation import AlertCounts
+from nox_ui.components.health_banner import health_banner
+from nox_ui.components.reconnect_banner import connection_indicator, reconnect_banner
+from nox_ui.components.search_box import search_box
 from nox_ui.components.session import SIGN_OUT_FORM, SessionGuard
 from nox_ui.components.signals import ui_event
 from nox_ui.components.theme import apply_theme
@@ -42,28 +45,6 @@ def _firing_badge(guard: SessionGuard) -> None:
     event.subscribe(on_counts)
 
 
-# Polls the socket state (cheap, client-side only) and colours the header dot.
-_CONNECTION_JS = """
-(() => {
-  let seenUp = false;
-  const check = () => {
-    const dot = document.getElementById('nox-conn');
-    if (!dot) return;
-    const up = !!(window.socket && window.socket.connected);
-    seenUp = seenUp || up;
-    const state = up ? 'up' : (seenUp ? 'down' : 'connecting');
-    if (dot.dataset.state !== state) {
-      dot.dataset.state = state;
-      dot.title = {up: 'Live: connected to the server', down: 'Offline: reconnecting...',
-                   connecting: 'Connecting...'}[state];
-    }
-  };
-  check();
-  setInterval(check, 250);
-})();
-"""
-
-
 @contextmanager
 def frame(guard: SessionGuard, principal: Principal, title: str) -> Iterator[None]:
     apply_theme()
@@ -84,10 +65,8 @@ def frame(guard: SessionGuard, principal: Principal, title: str) -> Iterator[Non
             ui.label(site_name).classes("text-subtitle1 text-weight-bold").mark("site-name")
         ui.label(title).classes("text-subtitle2 opacity-80 gt-xs")
         ui.space()
-        ui.html(
-            '<span id="nox-conn" class="nox-conn" data-state="connecting" title="Connecting..."></span>',
-            sanitize=False,
-        )
+        search_box(guard)
+        connection_indicator()
 
         def toggle_dark() -> None:
             dark.value = not dark.value
@@ -127,7 +106,8 @@ def frame(guard: SessionGuard, principal: Principal, title: str) -> Iterator[Non
     ):
         _nav_list(guard, principal, current_path)
 
-    ui.add_body_html(f"<script>{_CONNECTION_JS}</script>")
+    reconnect_banner()
+    health_banner(guard.services.supervisor, principal)
     with ui.column().classes("w-full max-w-screen-xl mx-auto q-pa-md gap-4"):
         yield
 

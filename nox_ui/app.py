@@ -17,10 +17,11 @@ The runtime's modules are imported inside `build_services`, so importing this mo
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from nox_ui.cache import Cache
 from nox_ui.config import Settings
 from nox_ui.crypto import SecretBox
 from nox_ui.db import Database
@@ -33,6 +34,7 @@ from nox_ui.services.auth import AuthService, LoginPolicy, SessionPolicy
 from nox_ui.services.settings import SettingsService
 from nox_ui.services.setup import SetupService
 from nox_ui.services.users import UserService
+from nox_ui.supervisor import STORAGE_JOB, Supervisor
 
 if TYPE_CHECKING:
     from nox_ui.alerts.notify import NotifierService
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from nox_ui.alerts.wiring import Alerting
     from nox_ui.metrics.service import MetricsService
     from nox_ui.plugins.host import PluginHost
+    from nox_ui.search.service import SearchService
     from nox_ui.services.api_limits import ApiRateLimiter
     from nox_ui.services.processes import ProcessService
     from nox_ui.services.retention import AuditRetention, Housekeeping
@@ -58,8 +61,10 @@ class Core:
     setup: SetupService
     plugin_catalog: PluginCatalog  # the plugins found and the admins' decisions (runs none of them)
     plugin_settings: PluginSettings
+    cache: Cache  # every namespace (history, processes, search, host, plugins); disk opened on first use
 
     def close(self) -> None:
+        self.cache.close()
         self.db.dispose()
 
 
@@ -96,6 +101,7 @@ def build_core(config: Settings) -> Core:
         setup=SetupService(users),
         plugin_catalog=PluginCatalog(db, audit, config.data_dir / "plugins"),
         plugin_settings=PluginSettings(db, audit, secrets),
+        cache=Cache(config.data_dir / "cache"),
     )
 
 
@@ -110,39 +116,38 @@ class Services(Core):
     notifiers: NotifierService
     alerts: Alerting
     plugins: PluginHost
-    _housekeeping_task: asyncio.Task[None] | None = field(default=None, repr=False)
-    _plugins_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    search: SearchService  # the index in DATA_DIR/index, its writer job, searches by role
+    supervisor: Supervisor  # runs every background job, restarts the ones that crash, knows their state
 
     def start(self) -> None:
-        """Start the background work on the running event loop (idempotent): the sampler, the delivery
-        queue's thread, hourly housekeeping (which runs once now), and the enabled plugins."""
+        """Start the background work on the running event loop, each job under the supervisor
+        (idempotent): the sampler (and its history writes), the delivery queue's thread, the enabled
+        plugins with the watch of their decisions, hourly housekeeping (which runs once now) and the
+        search index's writer."""
+        for reported in (STORAGE_JOB, "alerts"):
+            self.supervisor.watch(reported)
         self.metrics.start()
         self.notifiers.queue.start()
-        if self._plugins_task is None:
-            self._plugins_task = asyncio.get_running_loop().create_task(self.plugins.start(), name="plugins")
-        if self._housekeeping_task is None or self._housekeeping_task.done():
-            self._housekeeping_task = asyncio.get_running_loop().create_task(
-                self.housekeeping.run(), name="housekeeping"
-            )
+        self.supervisor.task("plugins", self.plugins.run)
+        self.housekeeping.start()
+        self.search.start(self.supervisor)
 
     async def stop(self) -> None:
-        """End the background work: sampling first, then the alert writes and the messages they queue,
-        then the delivery queue (a send in progress stays pending for the next start)."""
-        task, self._housekeeping_task = self._housekeeping_task, None
-        if task is not None and not task.done():
-            task.cancel()
-        loading, self._plugins_task = self._plugins_task, None
-        if loading is not None:
-            # A plugin still loading finishes first (each hook is time-bounded); a failure was recorded.
-            await asyncio.gather(loading, return_exceptions=True)
+        """End the background work: housekeeping and the plugins (a load under way is cancelled and
+        leaves nothing registered), sampling and its last history write, then the alert writes and the
+        messages they queue, then the delivery queue (a send in progress stays pending for the next
+        start), then anything else the supervisor runs."""
+        await self.housekeeping.stop()
         await self.plugins.stop()
         await self.metrics.stop()
         await self.alerts.engine.drain()
-        self.notifiers.queue.stop()
+        await asyncio.to_thread(self.notifiers.queue.stop)
+        await self.search.stop(self.supervisor)
+        await self.supervisor.stop()
 
     def close(self) -> None:
         self.alerts.close()
-        self.metrics.history.close()
+        self.search.close()
         super().close()
 
 
@@ -156,14 +161,20 @@ def build_services(config: Settings) -> Services:
     from nox_ui.metrics.sampler import Sampler
     from nox_ui.metrics.service import MetricsService
     from nox_ui.plugins.host import PluginHost
+    from nox_ui.search.index import IndexLayout
+    from nox_ui.search.service import SearchService
     from nox_ui.services.api_limits import ApiRateLimiter
     from nox_ui.services.processes import ProcessService
     from nox_ui.services.retention import AuditRetention, Housekeeping
 
     core = build_core(config)
     settings = core.settings
-    history = HistoryStore(core.db, config.data_dir / "cache" / "history", interval=config.sample_interval)
-    metrics = MetricsService(Sampler(default_collectors()), history, config.sample_interval)
+    supervisor = Supervisor()
+    core.db.storage_health = lambda error: supervisor.report(STORAGE_JOB, error)
+    history = HistoryStore(core.db, core.cache, interval=config.sample_interval)
+    metrics = MetricsService(
+        Sampler(default_collectors()), history, config.sample_interval, supervisor=supervisor
+    )
     notifiers = NotifierService(
         core.db,
         core.audit,
@@ -171,6 +182,7 @@ def build_services(config: Settings) -> Services:
         base_url=config.resolved_base_url,
         secrets=core.secrets,
         outbound=core.outbound,
+        supervisor=supervisor,
     )
     alerts = wire_alerting(
         core.db, core.audit, metrics, base_url=config.resolved_base_url, dispatcher=notifiers
@@ -186,15 +198,32 @@ def build_services(config: Settings) -> Services:
     settings.subscribe(apply)
     audit_retention = AuditRetention(core.audit, settings, config.data_dir / "backups")
     alert_retention = AlertHistoryRetention(core.db, notifiers, settings)
+    processes = ProcessService(core.audit, lambda: settings.current, core.cache)
+    plugins = PluginHost(
+        core.plugin_catalog, core.plugin_settings, metrics, core.audit, config.data_dir, cache=core.cache
+    )
+    search = SearchService(
+        core.db,
+        IndexLayout(config.data_dir / "index"),
+        audit=core.audit,
+        processes=processes,
+        plugins=plugins,
+        cache=core.cache,
+        data_dir=config.data_dir,
+    )
     return Services(
         **{name: getattr(core, name) for name in Core.__dataclass_fields__},
-        processes=ProcessService(core.audit, lambda: settings.current),
+        processes=processes,
         metrics=metrics,
         api_limits=api_limits,
         audit_retention=audit_retention,
         alert_retention=alert_retention,
-        housekeeping=Housekeeping([audit_retention.run_once, alert_retention.run_once]),
+        housekeeping=Housekeeping(
+            [audit_retention.run_once, alert_retention.run_once], supervisor=supervisor
+        ),
         notifiers=notifiers,
         alerts=alerts,
-        plugins=PluginHost(core.plugin_catalog, core.plugin_settings, metrics, core.audit, config.data_dir),
+        plugins=plugins,
+        search=search,
+        supervisor=supervisor,
     )

@@ -188,6 +188,55 @@ def cmd_plugins_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache_clear(args: argparse.Namespace) -> int:
+    cache = _services(args).cache
+    try:
+        removed = cache.clear()  # safe beside a running panel: it computes again what it misses
+    except OSError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        cache.close()
+    print(f"cache cleared: {removed} entries removed from {cache.directory}")
+    return 0
+
+
+def cmd_search_reindex(args: argparse.Namespace) -> int:
+    """Rebuild DATA_DIR/index from the database. Safe beside a running panel: the new build is swapped
+    in atomically and the panel's writer catches up on what changed meanwhile. `--from-panel` is the
+    panel's own child process (the panel audited the request): it builds no core and touches nothing
+    else of the data dir."""
+    from nox_ui.search.build import rebuild_index
+    from nox_ui.search.index import IndexLayout
+
+    settings = _settings(args)
+    if args.from_panel:
+        from nox_ui.db import Database
+
+        db = Database(settings.resolved_database_url)
+        close = db.dispose
+    else:
+        core = _services(args)
+        core.audit.record_now(
+            actor=CLI, action="search.reindex", outcome="success", target_type="search", target_id="index"
+        )
+        db, close = core.db, core.close
+
+    def progress(fraction: float, what: str) -> None:
+        print(f"indexing: {fraction:4.0%} ({what})", flush=True)
+
+    try:
+        done = rebuild_index(db, IndexLayout(settings.data_dir / "index"), progress=progress)
+    except OSError as exc:
+        message = exc.strerror or str(exc)  # IndexFull says "search index: no space left on device"
+        if not message.startswith("search index"):
+            message = f"search index: {message}"
+        raise CliError(message) from None
+    finally:
+        close()
+    print(f"search index rebuilt: {done.documents} documents in {done.seconds:.1f} s ({done.build.path})")
+    return 0
+
+
 def _panel_listening(settings: Settings) -> bool:
     """Whether something answers on the panel's address: a running panel keeps the old key in memory."""
     host = "127.0.0.1" if settings.host in {"0.0.0.0", "::", ""} else settings.host
@@ -396,6 +445,22 @@ def build_parser() -> argparse.ArgumentParser:
     plugin_disable.add_argument("name")
     plugin_info = add(plugin_cmds, "info", cmd_plugins_info, "show a plugin's metadata, state and reason")
     plugin_info.add_argument("name")
+
+    cache = commands.add_parser("cache", help="the cache in DATA_DIR/cache", description="the cache")
+    cache_cmds = cache.add_subparsers(dest="cache_command", metavar="ACTION", parser_class=_Parser)
+    cache_cmds.required = True
+    add(cache_cmds, "clear", cmd_cache_clear, "empty every namespace (safe while the panel runs)")
+
+    search = commands.add_parser("search", help="the search index", description="the search index")
+    search_cmds = search.add_subparsers(dest="search_command", metavar="ACTION", parser_class=_Parser)
+    search_cmds.required = True
+    reindex = add(
+        search_cmds,
+        "reindex",
+        cmd_search_reindex,
+        "rebuild the search index from the database (safe while the panel runs)",
+    )
+    reindex.add_argument("--from-panel", action="store_true", help=argparse.SUPPRESS)
 
     db = commands.add_parser("db", help="database migrations", description="database migrations")
     db_cmds = db.add_subparsers(dest="db_command", metavar="ACTION", parser_class=_Parser)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from nicegui import ui
 
 from nox_ui.app import Services
+from nox_ui.components import failures
 from nox_ui.components.frame import forbidden_page
 from nox_ui.components.session import SessionGuard
 from nox_ui.pages import (
     admin_audit,
+    admin_diagnostics,
     admin_plugins,
     admin_settings,
     admin_users,
@@ -19,6 +21,7 @@ from nox_ui.pages import (
     plugin_pages,
     processes,
     profile,
+    search,
     setup,
 )
 
@@ -26,6 +29,7 @@ from nox_ui.pages import (
 def register_pages(services: Services) -> SessionGuard:
     ui.button.default_props("no-caps")
     guard = SessionGuard(services, forbidden_page=forbidden_page)
+    failures.install(guard.principal_of)  # friendly error pages and notifications, with incident ids
     login.register(services, guard)
     setup.register(services)
     dashboard.register(services, guard)
@@ -36,6 +40,8 @@ def register_pages(services: Services) -> SessionGuard:
     admin_users.register(services, guard)
     admin_settings.register(services, guard)
     admin_audit.register(services, guard)
+    admin_diagnostics.register(services, guard)
     admin_plugins.register(services, guard)
+    search.register(services, guard)
     plugin_pages.register(services, guard)
     return guard

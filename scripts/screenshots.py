@@ -17,6 +17,8 @@ through the printed setup URL, signs in, and writes:
     plugins.png, example-plugin.png
                           1280x800, /admin/plugins with the example plugin enabled (it must be
                           installed: pip install -e examples/nox-ui-example-plugin); its page
+    search.png, search-palette.png
+                          1280x800, /search with results of several types; the Ctrl+K palette
 """
 
 from __future__ import annotations
@@ -207,6 +209,22 @@ def take(browser: Browser, base_url: str, setup_url: str, out: Path, warmup: flo
         expect(page.get_by_role("cell", name="user.create", exact=True).first).to_be_visible()
         shot(page, "audit")
 
+    def search_screens(page: Page) -> None:
+        # After admin_screens: the new accounts and the audit events of their creation are indexed.
+        page.goto("/search?q=olga OR victor")
+        expect(page.get_by_role("link", name="Olga", exact=True).first).to_be_visible()
+        shot(page, "search")
+        page.goto("/")
+        expect(page.locator(".nox-metric-card").first).to_be_visible()
+        page.keyboard.press("Control+k")
+        field = page.get_by_role("combobox", name="Search")
+        expect(field).to_be_focused()
+        field.press_sequentially("victor")
+        expect(page.get_by_role("option").filter(has_text="Victor").first).to_be_visible()
+        field.press("ArrowDown")
+        shot(page, "search-palette")
+        page.keyboard.press("Escape")
+
     def plugin_screens(page: Page) -> None:
         page.goto("/admin/plugins")
         card = page.locator(".q-card").filter(has=page.get_by_text("example", exact=True))
@@ -233,6 +251,7 @@ def take(browser: Browser, base_url: str, setup_url: str, out: Path, warmup: flo
     screens(page, "light")
 
     admin_screens(page)
+    search_screens(page)
     plugin_screens(page)
     alert_screens(page)
 

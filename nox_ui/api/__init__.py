@@ -12,10 +12,9 @@ from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from loguru import logger
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from nox_ui import __version__
+from nox_ui import __version__, incidents
 from nox_ui.api.deps import current_principal, throttle
 from nox_ui.app import Services
 from nox_ui.errors import NoxError, RateLimited
@@ -32,6 +31,7 @@ def create_api(services: Services) -> FastAPI:
         notifiers,
         plugins,
         processes,
+        search,
         settings,
         tokens,
         users,
@@ -48,7 +48,8 @@ def create_api(services: Services) -> FastAPI:
         dependencies=[Depends(throttle)],
     )
     api.state.services = services
-    for module in (auth, users, processes, metrics, audit, tokens, settings, notifiers, alerts, plugins):
+    modules = (auth, users, processes, metrics, audit, tokens, settings, notifiers, alerts, plugins, search)
+    for module in modules:
         _declare_errors(module.router)
         api.include_router(module.router)
     _add_error_schema(api)
@@ -75,13 +76,16 @@ def create_api(services: Services) -> FastAPI:
 
     @api.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.opt(exception=exc).error("unhandled error on {} {}", request.method, request.url.path)
+        # The traceback goes to the log under an incident id; the client gets the id and nothing else.
+        incident = incidents.record(exc, f"API {request.method} {request.url.path}")
         plugin = getattr(request.state, "nox_plugin", None)
         if plugin is not None:  # a plugin's route raised: the plugin is marked failed and withdrawn
             services.plugins.report_failure(plugin, f"API {request.method} {request.url.path}", exc)
             detail = f"plugin {plugin!r} failed and has been switched off; see /admin/plugins"
-            return JSONResponse({"detail": detail}, status_code=500)
-        return JSONResponse({"detail": "internal error; see the server log"}, status_code=500)
+        else:
+            detail = "internal error; the server logged it"
+        detail += f" (incident {incident.id})"
+        return JSONResponse({"detail": detail, "incident": incident.id}, status_code=500)
 
     return api
 
@@ -112,7 +116,8 @@ ERROR_SCHEMA: dict[str, Any] = {
                     },
                 },
             ]
-        }
+        },
+        "incident": {"type": "string", "description": "an unexpected error's id in the log (500 only)"},
     },
 }
 _ERROR_REF = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
@@ -155,6 +160,8 @@ def error_statuses(route: APIRoute) -> dict[int, str]:
         statuses[413] = "the body is larger than `max_request_kib`"
     if (route.methods or set()) & _WRITE_METHODS and route.path not in _NOT_A_CHANGE:
         statuses[409] = "the change conflicts with the current state (a name in use, already done, ...)"
+    if (route.methods or set()) & _WRITE_METHODS:
+        statuses[507] = "the server's disk is full: nothing was saved (errors.StorageFull)"
     return statuses
 
 

@@ -1,7 +1,8 @@
 """Parsers for what people type, shared by the API, the pages and the command line: one rule each.
 
-`parse_time` reads a moment (Unix seconds or ISO 8601, UTC when no zone is given); `check_email` an
-email address. Both raise `Invalid` with a message that says what was expected.
+`parse_time` reads a moment (Unix seconds or ISO 8601, UTC when no zone is given); `parse_id` a row's
+id (from a link's query); `check_email` an email address. Each raises `Invalid` with a message that
+says what was expected.
 """
 
 from __future__ import annotations
@@ -34,6 +35,18 @@ def parse_time(value: str | None, name: str) -> float | None:
     if not math.isfinite(seconds) or not 0 <= seconds < YEAR_3000:
         raise Invalid(f"{name}: {value!r} is not a usable time (1970 to 2999)")
     return seconds
+
+
+MAX_ID = 2**63 - 1  # SQLite's largest integer: a larger one would fail in the driver, not say "not found"
+
+
+def parse_id(value: str, name: str) -> int:
+    """A row id as a link carries it: decimal digits, 1 to `MAX_ID`."""
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or not 0 < int(text) <= MAX_ID:
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        raise Invalid(f"{name} {shown!r} is not an id (a whole number from 1)")
+    return int(text)
 
 
 MAX_EMAIL = 254

@@ -1,10 +1,12 @@
 """The audit log (admin): filters, a server-paged table, CSV/JSONL download and a chain check.
+`/admin/audit?id=N` (a search hit's link) shows event N alone until "Show all events" or a filter.
 
 Thin on purpose: every query, export and check is an `AuditService` call."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,11 +17,20 @@ from nox_ui.components.frame import frame
 from nox_ui.components.session import SessionGuard
 from nox_ui.errors import NoxError
 from nox_ui.models import AuditEvent
-from nox_ui.parsing import parse_time
+from nox_ui.parsing import parse_id, parse_time
 from nox_ui.roles import Principal, Role
 from nox_ui.services.audit import OUTCOMES
 
 PAGE_SIZE = 50
+
+
+@dataclass
+class Shown:
+    """Which events the table shows beyond its filters: the page, or one event alone (`?id=`)."""
+
+    offset: int = 0
+    event: int | None = None
+
 
 COLUMNS: list[dict[str, Any]] = [
     {"name": "id", "label": "#", "field": "id", "align": "right"},
@@ -73,9 +84,14 @@ def row_of(event: AuditEvent) -> dict[str, Any]:
 
 def register(services: Services, guard: SessionGuard) -> None:
     @guard.page("/admin/audit", role=Role.ADMIN, title="Audit log")
-    async def audit_page(principal: Principal) -> None:
-        state = {"offset": 0}
+    async def audit_page(principal: Principal, id: str | None = None) -> None:
+        state = Shown()
         checkpoints = await run.io_bound(services.audit.checkpoints, requester=principal)
+        if id is not None:
+            try:
+                state.event = parse_id(id, "audit event")
+            except NoxError as exc:
+                ui.notify(exc.message, type="warning")
 
         with frame(guard, principal, "Audit log"):
             ui.label("Audit log").classes("text-h5")
@@ -106,6 +122,12 @@ def register(services: Services, guard: SessionGuard) -> None:
                 ui.button("Apply", icon="filter_alt", on_click=lambda: refresh(reset=True)).mark(
                     "audit-apply"
                 )
+            with ui.row().classes("items-center gap-2") as event_only:
+                event_label = ui.label("").mark("audit-event-only")
+                ui.button("Show all events", icon="clear", on_click=lambda: refresh(reset=True)).props(
+                    "flat dense"
+                ).mark("audit-show-all")
+            event_only.set_visibility(False)
             error = ui.label("").classes("text-negative")
             table = (
                 ui.table(columns=COLUMNS, rows=[], row_key="id")
@@ -142,7 +164,7 @@ def register(services: Services, guard: SessionGuard) -> None:
             if actor_now is None:
                 return
             if reset:
-                state["offset"] = 0
+                state.offset, state.event = 0, None  # a filter or "Show all" ends the one-event view
             error.text = ""
             try:
                 page = await run.io_bound(
@@ -155,21 +177,29 @@ def register(services: Services, guard: SessionGuard) -> None:
                     until=parse_time(until.value or None, "until"),
                     q=text.value or None,
                     limit=PAGE_SIZE,
-                    offset=state["offset"],
+                    offset=state.offset,
+                    event_id=state.event,
                 )
             except NoxError as exc:
                 error.text = exc.message
                 return
             if page is None:  # the app is shutting down
                 return
+            if state.event is not None and not page.total:
+                gone = ": it may have been archived" if checkpoints else ""
+                ui.notify(f"audit event {state.event} not found{gone}", type="warning")
+                await refresh(reset=True)
+                return
+            event_label.text = f"Showing event #{state.event} only." if state.event is not None else ""
+            event_only.set_visibility(state.event is not None)
             table.rows = [row_of(event) for event in page.events]
-            first = state["offset"] + 1 if page.total else 0
-            position.text = f"{first}-{state['offset'] + len(page.events)} of {page.total}"
-            back.set_enabled(state["offset"] > 0)
-            forward.set_enabled(state["offset"] + PAGE_SIZE < page.total)
+            first = state.offset + 1 if page.total else 0
+            position.text = f"{first}-{state.offset + len(page.events)} of {page.total}"
+            back.set_enabled(state.offset > 0)
+            forward.set_enabled(state.offset + PAGE_SIZE < page.total)
 
         async def page_by(step: int) -> None:
-            state["offset"] = max(0, state["offset"] + step)
+            state.offset = max(0, state.offset + step)
             await refresh()
 
         async def download(fmt: str) -> None:

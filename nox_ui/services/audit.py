@@ -366,8 +366,10 @@ class AuditService:
         q: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        event_id: int | None = None,
     ) -> AuditPage:
-        """Newest first. `action` matches itself and its dotted children (`auth.login` finds both outcomes)."""
+        """Newest first. `action` matches itself and its dotted children (`auth.login` finds both outcomes);
+        `event_id` keeps that one event (a search hit's link)."""
         if requester is not None:
             authorize(requester, Role.ADMIN)
         if not 1 <= limit <= MAX_LIMIT:
@@ -377,6 +379,8 @@ class AuditService:
         if outcome and outcome not in OUTCOMES:
             raise Invalid(f"unknown outcome {outcome!r} (choose one of: {', '.join(OUTCOMES)})")
         conditions: list[Any] = []
+        if event_id is not None:
+            conditions.append(col(AuditEvent.id) == event_id)
         if actor:
             conditions.append(func.lower(AuditEvent.actor_name) == actor.strip().lower())
         if action:

@@ -1,7 +1,7 @@
 """The five tabs of /alerts, one builder each: Active, History, Rules, Silences and Notifiers. Each
 builds its table inside the current tab panel and owns its row actions; data arrives through `show`
 (read by the page in a worker thread). Every action re-checks the operator role (`await guard.allow` or
-`guard.act`) and reads or writes in a worker thread."""
+`guard.act`) and reads or writes in a worker thread. `focus_row` marks the row a link named."""
 
 from __future__ import annotations
 
@@ -65,6 +65,7 @@ NOTIFIER_COLUMNS = [
     {"name": "actions", "label": "", "field": "id", "align": "right"},
 ]
 DETAILS_BUTTON = ("details", "info", "Details and delivery log")
+FOCUS_CLASS = "nox-focus"  # the row a link named; it also gets Quasar's own `selected` look
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,31 @@ def _table(columns: list[dict[str, Any]], row_key: str, no_data: str, marker: st
         .classes("w-full")
         .mark(marker)
     )
+
+
+def focus_row(table: ui.table, row_id: int) -> None:
+    """Highlight the row whose `id` is `row_id` (it stays highlighted as the rows are refreshed) and
+    scroll it into view."""
+    table.props[":table-row-class-fn"] = f"row => row.id === {int(row_id)} ? 'selected {FOCUS_CLASS}' : ''"
+    table.update()
+    ui.run_javascript(_SCROLL_TO_FOCUS.replace("ROW", f"#{table.html_id} tr.{FOCUS_CLASS}"))
+
+
+# Vue renders the row a moment after the update arrives, and an open dialog (the rule editor) puts the
+# page's scroll position back when it closes: wait for the row and for no dialog, then scroll (for at
+# most two minutes, every 200 ms).
+_SCROLL_TO_FOCUS = """(() => {
+  let tries = 0;
+  const timer = setInterval(() => {
+    const row = document.querySelector('ROW');
+    if (row && !document.body.classList.contains('q-body--prevent-scroll')) {
+      clearInterval(timer);
+      row.scrollIntoView({block: 'center'});
+    } else if (++tries > 600) {
+      clearInterval(timer);
+    }
+  }, 200);
+})()"""
 
 
 def _actions(buttons: list[tuple[str, str, str]], key: str = "id", show: str = "true") -> str:

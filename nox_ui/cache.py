@@ -17,12 +17,15 @@ tried again after `RETRY_SECONDS`. Cache trouble is logged and never reaches the
 
 `get_or_compute` runs `compute` once per missing key however many threads ask at the same time: the
 others wait for that one result (so call it from a worker thread when `compute` blocks). An exception
-of `compute` reaches its caller and is not cached; the waiters then try again.
+of `compute` is not cached: it reaches its caller and every caller waiting on that compute (the next
+caller computes again). A waiter gives up on a compute that has not finished after `compute_wait`
+seconds (a hung one) and computes by itself.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import re
 import shutil
 import sys
@@ -52,6 +55,11 @@ DB_FILE = "cache.db"
 LEGACY_DIRS = ("history", "plugins")  # the per-use diskcaches of 0.4.0, replaced by this one
 NAMESPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
 KEY_SEPARATOR = "\x1f"  # unit separator: namespaces cannot contain it
+COMPUTE_WAIT = 30.0  # seconds a caller waits for another's compute of the same key before computing itself
+# The only value files diskcache writes (`Disk.filename`): "ab/cd/<28 hex>.val" inside its folder.
+VALUE_FILE_RE = re.compile(
+    rf"[0-9a-f]{{2}}{re.escape(os.sep)}[0-9a-f]{{2}}{re.escape(os.sep)}[0-9a-f]{{28}}\.val"
+)
 
 
 class UnsafeEntry(ValueError):
@@ -77,6 +85,7 @@ class _Flight:
     done: threading.Event = field(default_factory=threading.Event)
     ok: bool = False
     value: Any = None
+    error: Exception | None = None  # what the leader's compute raised: the waiters raise it too
 
 
 class Cache:
@@ -88,9 +97,11 @@ class Cache:
         clock: Callable[[], float] = time.time,
         size_limit: int = SIZE_LIMIT,
         retry_seconds: float = RETRY_SECONDS,
+        compute_wait: float = COMPUTE_WAIT,
     ) -> None:
         """`directory` None keeps every namespace in memory (tests, services built alone)."""
         self.directory = directory
+        self.compute_wait = compute_wait
         self.memory_namespaces = frozenset(memory_namespaces)
         self._clock = clock
         self._size_limit = size_limit
@@ -124,11 +135,18 @@ class Cache:
                     flight = self._flights[(namespace, key)] = _Flight()
             if leading:
                 return self._lead(flight, namespace, key, compute, ttl)
-            flight.done.wait()
+            if not flight.done.wait(self.compute_wait):
+                # The leader's compute hangs: this caller does not hang with it.
+                logger.warning(
+                    "cache: a compute of {!r} has run {:.0f} s; computing again", namespace, self.compute_wait
+                )
+                return self._compute_alone(namespace, key, compute, ttl)
             if flight.ok:
                 self._count(namespace, hit=True)
                 return flight.value
-            # The leader's compute raised: it got the exception; try again (perhaps leading now).
+            if flight.error is not None:
+                raise flight.error  # the same failure the leader got, at once (not one retry per waiter)
+            # The leader was interrupted (not by an Exception of its compute): try again.
 
     def get(self, namespace: str, key: str) -> Any | None:
         _check_namespace(namespace)
@@ -231,7 +249,11 @@ class Cache:
             # Another leader may have stored it between our lookup and our flight.
             found, value = self._lookup(namespace, key)
             if not found:
-                value = compute()
+                try:
+                    value = compute()
+                except Exception as exc:
+                    flight.error = exc
+                    raise
                 if self._generation(namespace) == began:  # else invalidated meanwhile: maybe stale
                     self._store(namespace, key, value, ttl)
             flight.value, flight.ok = value, True
@@ -240,6 +262,14 @@ class Cache:
                 del self._flights[(namespace, key)]
             flight.done.set()
         self._count(namespace, hit=found)
+        return value
+
+    def _compute_alone(self, namespace: str, key: str, compute: Callable[[], T], ttl: float | None) -> T:
+        began = self._generation(namespace)
+        value = compute()
+        if self._generation(namespace) == began:
+            self._store(namespace, key, value, ttl)
+        self._count(namespace, hit=False)
         return value
 
     def _generation(self, namespace: str) -> tuple[int, int]:
@@ -472,7 +502,8 @@ def _disk_errors() -> tuple[type[BaseException], ...]:
 @functools.cache
 def _json_only_disk() -> type[diskcache.Disk]:
     """diskcache's JSONDisk that also refuses to read what it never writes: JSONDisk stores keys raw
-    and values as compressed JSON bytes, yet its base class would unpickle a row marked as pickle."""
+    and values as compressed JSON bytes, yet its base class would unpickle a row marked as pickle, and
+    would open (and, dropping the row, delete) whatever file a row names, "/srv/nox/data/nox.db" too."""
     import diskcache
     from diskcache.core import MODE_BINARY, MODE_RAW
 
@@ -485,9 +516,21 @@ def _json_only_disk() -> type[diskcache.Disk]:
         def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
             if mode not in (MODE_RAW, MODE_BINARY) or read:
                 raise UnsafeEntry(f"a value stored in mode {mode}")
+            if mode == MODE_BINARY and not _is_value_file(filename):
+                raise UnsafeEntry("a value file outside the cache folder")
             return super().fetch(mode, filename, value, read)
 
+        def remove(self, file_path: str) -> None:
+            if not _is_value_file(file_path):
+                logger.warning("cache: not removing {!r}, a file this cache never wrote", file_path)
+                return
+            super().remove(file_path)
+
     return JsonOnlyDisk
+
+
+def _is_value_file(filename: object) -> bool:
+    return isinstance(filename, str) and VALUE_FILE_RE.fullmatch(filename) is not None
 
 
 def _approximate_size(value: Any) -> int:

@@ -8,10 +8,13 @@ Three kinds of job, each under a name that keeps its place in `states()`:
 - `report(name, error)`: a job that loops by itself (a sampler tick, a history write, an alert write)
   says how each round went; `watch(name)` lists such a job before its first report.
 
-A task or thread that raises is logged with its traceback and run again after a backoff (1 s doubling
-to 60 s; back to 1 s once a run lasted `healthy_after` seconds). A job is "failing" from its failure
-until it reports success or has run `healthy_after` seconds since its restart; "stopped" once stopped
-or returned. `changed` announces every change of status (on the event loop when one runs), which the
+A task or thread that raises (any BaseException but the three below), or returns without being asked
+to stop (a task is asked by cancelling it, a thread by its `stop`), is logged with its traceback and
+run again after a backoff (1 s doubling to 60 s; back to 1 s once a run lasted `healthy_after` seconds).
+KeyboardInterrupt and SystemExit mean "exit", not a bug to retry: they are logged, the job is left
+failing (not restarted) and, in a task, re-raised so the event loop ends; CancelledError is a task's
+stop. A job is "failing" from its failure until it reports success or has run `healthy_after` seconds
+since its restart; "stopped" once stopped. `changed` announces every change of status (on the event loop when one runs), which the
 frame's health banner shows live. Only the standard library and loguru are imported: this is loaded by
 every server and must cost nothing.
 """
@@ -34,6 +37,14 @@ RUNNING, FAILING, STOPPED = "running", "failing", "stopped"
 STORAGE_JOB = "storage"  # the database's writes as a whole (`Database.storage_health`): a full disk
 REPEAT_LOG_SECONDS = 300.0  # a job failing on every round logs a traceback at most this often
 STOP_TIMEOUT = 10.0  # seconds `stop` waits for a thread job to return
+EXIT_ERRORS = (KeyboardInterrupt, SystemExit)  # a job that raises one ends for good
+
+
+class JobReturned(RuntimeError):
+    """A supervised run returned while nobody asked it to stop: its loop ended by mistake."""
+
+    def __init__(self) -> None:
+        super().__init__("it returned without being asked to stop")
 
 
 @dataclass(frozen=True)
@@ -154,48 +165,77 @@ class Supervisor:
 
     async def _keep_task(self, job: _Job, run: Callable[[], Awaitable[None]]) -> None:
         delay = self.backoff
+        exited = False
         try:
             while True:
                 started = time.monotonic()
+                failure: BaseException
                 try:
                     await run()
-                except Exception as exc:
-                    delay = self.backoff if time.monotonic() - started >= self.healthy_after else delay
-                    self._crashed(job, exc, delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self.backoff_max)
-                    self._restarting(job)
-                    continue
-                return
+                    failure = JobReturned()  # only cancelling (`stop`) ends a task job
+                except asyncio.CancelledError:
+                    raise
+                except EXIT_ERRORS as exc:
+                    exited = True
+                    self._exited(job, exc)
+                    raise
+                except BaseException as exc:  # a foreign BaseException is a bug of the job too
+                    failure = exc
+                delay = self.backoff if time.monotonic() - started >= self.healthy_after else delay
+                self._crashed(job, failure, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.backoff_max)
+                self._restarting(job)
         finally:
-            self._ended(job)
+            if not exited:
+                self._ended(job)
 
     def _keep_thread(self, job: _Job, run: Callable[[threading.Event], None], stop: threading.Event) -> None:
         delay = self.backoff
+        exited = False
         try:
             while not stop.is_set():
                 started = time.monotonic()
+                failure: BaseException
                 try:
                     run(stop)
-                except Exception as exc:
-                    delay = self.backoff if time.monotonic() - started >= self.healthy_after else delay
-                    self._crashed(job, exc, delay)
-                    if stop.wait(delay):
-                        break
-                    delay = min(delay * 2, self.backoff_max)
-                    self._restarting(job)
-                    continue
-                return
+                    if stop.is_set():
+                        return
+                    failure = JobReturned()
+                except EXIT_ERRORS as exc:
+                    # Not re-raised: a thread cannot end the process this way, so the job just ends.
+                    exited = True
+                    self._exited(job, exc)
+                    return
+                except BaseException as exc:
+                    failure = exc
+                delay = self.backoff if time.monotonic() - started >= self.healthy_after else delay
+                self._crashed(job, failure, delay)
+                if stop.wait(delay):
+                    break
+                delay = min(delay * 2, self.backoff_max)
+                self._restarting(job)
         finally:
-            self._ended(job)
+            if not exited:
+                self._ended(job)
 
     def _crashed(self, job: _Job, error: BaseException, delay: float) -> None:
         self._record(job, error, crashed=True)
-        logger.opt(exception=error).error(
-            "background job {} failed ({} in a row); it starts again in {:.0f} s",
+        returned = isinstance(error, JobReturned)
+        logger.opt(exception=None if returned else error).error(
+            "background job {} {} ({} in a row); it starts again in {:.0f} s",
             job.state.name,
+            "returned without being asked to stop" if returned else "failed",
             job.streak,
             delay,
+        )
+        job.last_logged = time.monotonic()
+
+    def _exited(self, job: _Job, error: BaseException) -> None:
+        """The job raised KeyboardInterrupt or SystemExit: failing until started or stopped again."""
+        self._record(job, error, crashed=False)
+        logger.opt(exception=error).error(
+            "background job {} ended by {}; it is not started again", job.state.name, type(error).__name__
         )
         job.last_logged = time.monotonic()
 

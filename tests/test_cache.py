@@ -9,6 +9,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import diskcache.core
 import pytest
 from loguru import logger
 
+from nox_ui import cache as cache_module
 from nox_ui.cache import DB_FILE, Cache, CacheStats
 
 
@@ -157,34 +159,94 @@ def test_concurrent_callers_of_a_missing_key_wait_for_one_compute(cache: Cache, 
     assert (stats.misses, stats.hits) == (1, callers - 1)
 
 
-def test_waiters_compute_again_when_the_leader_fails(cache: Cache) -> None:
+class CountedEvent(threading.Event):
+    """A flight's `done` that counts the callers that began waiting on it."""
+
+    waiting: list[int] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        CountedEvent.waiting.append(1)
+        return super().wait(timeout)
+
+
+@dataclass
+class CountedFlight(cache_module._Flight):
+    done: threading.Event = field(default_factory=CountedEvent)
+
+
+@pytest.mark.parametrize("namespace", ["history", "processes"])
+def test_every_waiter_gets_the_leaders_exception_and_compute_runs_once(
+    cache: Cache, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache_module, "_Flight", CountedFlight)
+    CountedEvent.waiting.clear()
+    waiters = 6
     leader_in = threading.Event()
     release = threading.Event()
-    outcomes: list[Any] = []
+    calls: list[int] = []
+    outcomes: list[BaseException | str] = []
 
     def failing() -> str:
+        calls.append(1)
         leader_in.set()
         release.wait(timeout=10)
         raise RuntimeError("leader failed")
 
-    def lead() -> None:
+    def ask() -> None:
         try:
-            cache.get_or_compute("search", "k", failing, ttl=60)
-        except RuntimeError as exc:
-            outcomes.append(str(exc))
+            outcomes.append(cache.get_or_compute(namespace, "k", failing, ttl=60))
+        except BaseException as exc:
+            outcomes.append(exc)
 
-    leader = threading.Thread(target=lead)
+    leader = threading.Thread(target=ask)
     leader.start()
     assert leader_in.wait(timeout=10)
-    follower = threading.Thread(
-        target=lambda: outcomes.append(cache.get_or_compute("search", "k", lambda: "ok", ttl=60))
-    )
-    follower.start()
+    followers = [threading.Thread(target=ask) for _ in range(waiters)]
+    for follower in followers:
+        follower.start()
+    for _ in range(2000):  # every follower waits on the leader's flight before it fails
+        if len(CountedEvent.waiting) == waiters:
+            break
+        time.sleep(0.005)
+    assert len(CountedEvent.waiting) == waiters
     release.set()
-    leader.join(timeout=10)
-    follower.join(timeout=10)
-    assert sorted(outcomes) == ["leader failed", "ok"]
-    assert cache.get("search", "k") == "ok"
+    for thread in [leader, *followers]:
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+    assert len(calls) == 1  # the waiters did not each compute again, one after the other
+    assert len(outcomes) == waiters + 1
+    assert all(isinstance(outcome, RuntimeError) and str(outcome) == "leader failed" for outcome in outcomes)
+    assert cache.get(namespace, "k") is None  # not cached
+    assert cache.get_or_compute(namespace, "k", lambda: "ok", ttl=60) == "ok"  # the next caller computes
+
+
+@pytest.mark.parametrize("namespace", ["history", "processes"])
+def test_a_waiter_behind_a_hung_compute_gives_up_and_computes_itself(
+    tmp_path: Path, clock: Clock, namespace: str
+) -> None:
+    cache = Cache(tmp_path / "cache", clock=clock, compute_wait=0.05)
+    leader_in = threading.Event()
+    release = threading.Event()
+    leader_result: list[str] = []
+
+    def hung() -> str:
+        leader_in.set()
+        release.wait(timeout=30)
+        return "late"
+
+    leader = threading.Thread(
+        target=lambda: leader_result.append(cache.get_or_compute(namespace, "k", hung, ttl=60))
+    )
+    leader.start()
+    try:
+        assert leader_in.wait(timeout=10)
+        assert cache.get_or_compute(namespace, "k", lambda: "own", ttl=60) == "own"
+        assert cache.get(namespace, "k") == "own"
+    finally:
+        release.set()
+        leader.join(timeout=10)
+        cache.close()
+    assert leader_result == ["late"]
 
 
 @pytest.mark.parametrize("namespace", ["history", "processes"])
@@ -281,6 +343,37 @@ def test_a_pickled_value_planted_in_the_file_is_refused_not_loaded(
     assert any("unreadable entry" in message for message in warnings)
     assert rows(tmp_path / "cache") == []  # dropped
     assert cache.get_or_compute("history", "k", lambda: "again", ttl=None) == "again"
+
+
+@pytest.mark.parametrize("escape", ["absolute", "relative"])
+def test_a_value_file_outside_the_cache_planted_in_the_file_is_refused_and_kept(
+    cache: Cache, tmp_path: Path, warnings: list[str], escape: str
+) -> None:
+    victim = tmp_path / "data" / "nox.db"
+    victim.parent.mkdir()
+    victim.write_bytes(b"the panel's database")
+    named = str(victim) if escape == "absolute" else os.path.join("..", "data", "nox.db")
+    cache.set("history", "k", "honest", ttl=None)
+    cache.set("history", "other", "honest too", ttl=None)
+    with sqlite3.connect(tmp_path / "cache" / DB_FILE) as db:
+        db.execute("UPDATE Cache SET mode = ?, filename = ?", (diskcache.core.MODE_BINARY, named))
+    assert cache.get("history", "k") is None  # refused, not read
+    assert any("unreadable entry" in message for message in warnings)
+    cache.invalidate("history")  # drops the other planted row the way diskcache removes files
+    cache.clear()
+    assert victim.read_bytes() == b"the panel's database"
+    assert rows(tmp_path / "cache") == []
+    assert any("a file this cache never wrote" in message for message in warnings)
+
+
+def test_a_large_value_in_its_own_file_still_round_trips(cache: Cache, tmp_path: Path) -> None:
+    big = [os.urandom(8).hex() for _ in range(20_000)]  # compressed JSON above diskcache's 32 KB row limit
+    cache.set("history", "big", big, ttl=None)
+    ((_, mode, _, filename),) = rows(tmp_path / "cache")
+    assert mode == diskcache.core.MODE_BINARY and filename is not None
+    assert cache.get("history", "big") == big
+    cache.invalidate("history", "big")
+    assert not (tmp_path / "cache" / filename).exists()  # its own files are still removed
 
 
 # -- a broken cache ------------------------------------------------------------------------------------

@@ -146,16 +146,72 @@ async def test_reports_turn_a_job_failing_and_back_and_keep_their_place(logged: 
     assert any("background job history recovered after 5 failures in a row" in line for line in logged)
 
 
-async def test_a_job_that_returns_is_stopped_not_restarted() -> None:
+async def test_a_task_that_returns_by_itself_is_logged_and_restarted(logged: list[str]) -> None:
     supervisor = fast()
     runs: list[int] = []
 
-    async def once() -> None:
+    async def loop_that_ends() -> None:
         runs.append(1)
+        if len(runs) > 2:
+            await asyncio.Event().wait()
 
-    supervisor.task("plugins", once)
-    await until(lambda: of(supervisor, "plugins").status == STOPPED)
-    assert runs == [1]
+    supervisor.task("plugins", loop_that_ends)
+    await until(lambda: len(runs) == 3)
+    state = of(supervisor, "plugins")
+    assert state.status == FAILING and state.restarts == 2
+    assert state.last_error == "JobReturned: it returned without being asked to stop"
+    assert any("background job plugins returned without being asked to stop" in line for line in logged)
+    await supervisor.stop()
+    assert of(supervisor, "plugins").status == STOPPED
+
+
+async def test_a_thread_that_returns_unasked_or_raises_a_base_exception_is_restarted(
+    logged: list[str],
+) -> None:
+    supervisor = fast()
+    runs: list[int] = []
+
+    class Foreign(BaseException):
+        """Not an Exception: the kind `except Exception` used to miss."""
+
+    def job(stop: threading.Event) -> None:
+        runs.append(1)
+        if len(runs) == 1:
+            return  # its loop ended by mistake
+        if len(runs) == 2:
+            raise Foreign("writer aborted")
+        stop.wait()
+
+    supervisor.thread("search", job)
+    await until(lambda: len(runs) == 3)
+    state = of(supervisor, "search")
+    assert state.status == FAILING and state.restarts == 2 and state.failures == 2
+    assert state.last_error == "Foreign: writer aborted"
+    text = "\n".join(logged)
+    assert "background job search returned without being asked to stop (1 in a row)" in text
+    assert "background job search failed (2 in a row)" in text and "writer aborted" in text
+    await supervisor.stop("search")
+    assert of(supervisor, "search").status == STOPPED and len(runs) == 3
+
+
+async def test_a_thread_that_raises_system_exit_is_logged_and_left_failing(logged: list[str]) -> None:
+    supervisor = fast()
+    runs: list[int] = []
+
+    def job(stop: threading.Event) -> None:
+        runs.append(1)
+        raise SystemExit(3)
+
+    supervisor.thread("delivery", job)
+    await until(
+        lambda: of(supervisor, "delivery").status == FAILING and any("ended by" in line for line in logged)
+    )
+    assert any(
+        "background job delivery ended by SystemExit; it is not started again" in line for line in logged
+    )
+    assert runs == [1] and of(supervisor, "delivery").restarts == 0
+    await supervisor.stop()
+    assert of(supervisor, "delivery").status == STOPPED
 
 
 def test_failures_are_described_without_their_text() -> None:

@@ -208,6 +208,10 @@ def take(browser: Browser, base_url: str, setup_url: str, out: Path, warmup: flo
         page.goto("/admin/audit")
         expect(page.get_by_role("cell", name="user.create", exact=True).first).to_be_visible()
         shot(page, "audit")
+        page.goto("/admin/diagnostics")
+        expect(page.get_by_text("Background jobs")).to_be_visible()
+        expect(page.get_by_text("Search index")).to_be_visible()
+        shot(page, "diagnostics", full_page=True)
 
     def search_screens(page: Page) -> None:
         # After admin_screens: the new accounts and the audit events of their creation are indexed.

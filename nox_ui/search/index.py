@@ -36,7 +36,7 @@ from nox_ui.search.query import Query
 AUDIT_COUNT_LIMIT = 2000  # audit events counted exactly; past this a count is a lower bound
 # Bump when the engine's schema, the analyzer or a document builder changes: a build of another
 # version is rebuilt at the next start.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the vocab field
 META = "meta.json"
 CURRENT = "current"
 _KEEP_OLD_BUILDS = 1  # a search that opened the previous build a moment ago may still read it

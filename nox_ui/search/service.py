@@ -74,6 +74,7 @@ PROCESS_HITS = 50
 COUNTS_TTL = 600.0  # seconds; every index commit invalidates them anyway
 RETRY_SECONDS = 60.0  # after a failed rebuild, the next automatic one waits this long
 CACHE_NAMESPACE = "search"
+FAILED_MESSAGE = "the search index could not be rebuilt; an admin can see why on the diagnostics page"
 _PROGRESS = re.compile(r"(\d+(?:\.\d+)?)%")
 
 
@@ -204,6 +205,10 @@ class SearchService:
         self._started = False
         self._supervisor: Supervisor | None = None
         self._processes_seen: tuple[float, list[tuple[int, str]]] = (-math.inf, [])
+        # Bumped with each index commit, before its counts are invalidated: counts computed across a
+        # commit are not cached (they could predate it and would outlive the invalidation).
+        self._generation = 0
+        self._generation_lock = threading.Lock()
         db.on_commit(TABLE_GROUPS, self.writer.offer)
         if plugins is not None:
             plugins.changed.connect(lambda _name: self.writer.memory_changed())
@@ -284,8 +289,10 @@ class SearchService:
         return True
 
     def _written(self, recovered: bool) -> None:
-        if self.cache is not None:
-            self.cache.invalidate(CACHE_NAMESPACE)
+        with self._generation_lock:
+            self._generation += 1
+            if self.cache is not None:
+                self.cache.invalidate(CACHE_NAMESPACE)
         if recovered and self._supervisor is not None:
             self._supervisor.report(JOB, None)  # the first commit after a failure: running again
 
@@ -409,7 +416,7 @@ class SearchService:
         offset = (page - 1) * per_page
         processes = self._matching_processes(principal, query, wanted, fuzzy=False)
         found = self._search_index(principal, query, wanted, offset, len(processes), per_page)
-        state, progress, error = self._state()
+        state, progress, _error = self._state()
         counts = dict(found.counts) if found is not None else {}
         fuzzy = found.fuzzy if found is not None else False
         if not processes and (fuzzy or not any(counts.values())):
@@ -426,7 +433,8 @@ class SearchService:
             shown = f" ({progress:.0%})" if progress is not None else ""
             message = f"the search index is being rebuilt{shown}; results may be incomplete"
         elif state == "failed":
-            message = f"the search index could not be rebuilt: {error}"
+            # Why (a traceback line, a database error) is for admins: status() and the diagnostics page.
+            message = FAILED_MESSAGE
         elif found is not None and found.partial:
             message = "this search took too long and was cut short: add words to narrow it"
         elif fuzzy:
@@ -496,6 +504,7 @@ class SearchService:
         """One engine search, its counts per type from the cache when this build answered them before."""
         cache_key = f"{build.id}:{principal.role.value}:{query.normalized}"
         cached = self.cache.get(CACHE_NAMESPACE, cache_key) if self.cache is not None else None
+        generation = self._generation
         found = self.handle.open(build, meta).search(
             query,
             roles_for(principal.role),
@@ -510,7 +519,9 @@ class SearchService:
             return replace(found, capped=bool(cached["capped"]))
         if self.cache is not None and not found.partial:
             value = {"counts": found.counts, "fuzzy": found.fuzzy, "capped": found.capped}
-            self.cache.set(CACHE_NAMESPACE, cache_key, value, ttl=COUNTS_TTL)
+            with self._generation_lock:
+                if generation == self._generation:
+                    self.cache.set(CACHE_NAMESPACE, cache_key, value, ttl=COUNTS_TTL)
         return found
 
     def _matching_processes(

@@ -4,6 +4,10 @@ Queries are built here from our own parsed `Query` (never Whoosh's QueryParser o
 each word is run through the index's analyzer, a prefix expands to at most `MAX_EXPANSIONS` indexed
 terms, a typo-tolerant word to the terms within 1 edit (2 for long words) that share its first letter,
 and every collection runs under a `TimeLimitCollector` (no SIGALRM: this runs in worker threads).
+Anyone can plant words in the audit events (a failed sign-in records the name tried), so expansions
+look at the words of the other documents (`vocab`) first, and a search's whole scan of words is
+bounded by a count and by its deadline. Each search reads with a searcher of its own (a small pool):
+one slow search never holds up another, nor the writer.
 Snippets are HTML-escaped with <mark> around the matches.
 """
 
@@ -34,8 +38,10 @@ from nox_ui.search.documents import AUDIT, Document, audit_key
 from nox_ui.search.index import AUDIT_COUNT_LIMIT, EngineHit, Found, IndexClosed, IndexCorrupt, IndexFull
 from nox_ui.search.query import Clause, Query
 
-MAX_EXPANSIONS = 32  # indexed terms one prefix may stand for (the first in term order)
+MAX_EXPANSIONS = 32  # indexed terms one prefix may stand for, from each of `vocab` and `body`
 FUZZY_EXPANSIONS = 16  # and one typo-tolerant word
+FUZZY_SCAN = 5000  # indexed words one search may compare with its typo-tolerant words, in all
+IDLE_SEARCHERS = 4  # searchers kept open for the next searches
 FUZZY_MIN = 4  # shorter words are matched exactly only: one edit away from "cpu" is half the vocabulary
 SNIPPET_CHARS = 160
 WRITE_LOCK_SECONDS = 30.0
@@ -100,6 +106,9 @@ SCHEMA = fields.Schema(
     title=fields.STORED,
     body=fields.TEXT(analyzer=ANALYZER, phrase=True),  # the title and the text: what every clause matches
     pairs=fields.TEXT(analyzer=PAIRS, phrase=False),  # the same words, in adjacent pairs
+    # The body's words again, of every document but the audit events: the vocabulary prefixes and typos
+    # expand from first, which nobody can fill by failing to sign in.
+    vocab=fields.TEXT(analyzer=ANALYZER, phrase=False),
     text=fields.STORED,
     url=fields.STORED,
     digest=fields.STORED,
@@ -119,7 +128,9 @@ class MarkFormatter(highlight.Formatter):
 
 
 def _fields(doc: Document) -> dict[str, Any]:
+    vocab = {} if doc.type == AUDIT else {"vocab": f"{doc.title}\n{doc.text}"}
     return {
+        **vocab,
         "key": doc.key,
         "type": doc.type,
         "group": doc.group_key,
@@ -136,6 +147,27 @@ def _fields(doc: Document) -> dict[str, Any]:
 
 def time_limit_of(deadline: float) -> float:
     return max(0.05, deadline - time.monotonic())
+
+
+class Budget:
+    """What one search may still spend on expanding words: its deadline and a count of indexed words
+    to compare; `cut` once either ran out (the results are then partial)."""
+
+    def __init__(self, deadline: float, words: int = FUZZY_SCAN) -> None:
+        self.deadline = deadline
+        self.words = words
+        self.cut = False
+        self.scanned = 0
+
+    def spend(self) -> bool:
+        """One more word to compare, or False (and `cut`) when none is left."""
+        if self.words <= 0 or (not self.scanned % 256 and time.monotonic() > self.deadline):
+            self.cut = True
+            self.words = 0
+            return False
+        self.words -= 1
+        self.scanned += 1
+        return True
 
 
 def _terms(reader: Any, field: str) -> list[str]:
@@ -228,15 +260,20 @@ class WhooshIndex:
             self._ix = whoosh_index.open_dir(str(path))
             if set(self._ix.schema.names()) != set(SCHEMA.names()):
                 raise IndexCorrupt(f"{path}: the index's fields are not this version's")
-            self._searcher: Searcher = self._ix.searcher()
-            self._searcher.doc_count()
+            first: Searcher = self._ix.searcher()
+            first.doc_count()
         except IndexCorrupt:
             raise
         except Exception as exc:  # the engine's many ways of saying "these files are not an index"
             raise IndexCorrupt(f"{path}: {type(exc).__name__}: {exc}") from exc
-        self._lock = threading.Lock()  # one searcher, used by one query at a time
+        # Guards the pool only, never held while reading: a searcher is used by one search at a time
+        # (its files' positions are not shared safely), idle ones wait here for the next search.
+        self._lock = threading.Lock()
+        self._generation = 0  # bumped by each refresh: older searchers are closed when given back
+        self._idle: list[Searcher] = [first]
         self._closed = False
         self.formatter = MarkFormatter()
+        self.fuzzy_scanned = 0  # indexed words compared by the last typo-tolerant search (diagnostics)
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -245,23 +282,40 @@ class WhooshIndex:
         with self._lock:
             if self._closed:
                 raise IndexClosed(f"{self.path} was closed")
-            try:
-                yield self._searcher
-            except (IndexCorrupt, IndexClosed, collectors.TimeLimit):
-                raise
-            except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as exc:
-                # struct, zlib, pickle and file errors from the segment files: the files are damaged
-                raise IndexCorrupt(f"{self.path}: {type(exc).__name__}: {exc}") from exc
+            generation = self._generation
+            searcher = self._idle.pop() if self._idle else None
+        try:
+            if searcher is None:
+                searcher = self._ix.searcher()
+            yield searcher
+        except (IndexCorrupt, IndexClosed, collectors.TimeLimit):
+            raise
+        except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as exc:
+            # struct, zlib, pickle and file errors from the segment files: the files are damaged
+            raise IndexCorrupt(f"{self.path}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            if searcher is not None:
+                self._give_back(searcher, generation)
+
+    def _give_back(self, searcher: Searcher, generation: int) -> None:
+        with self._lock:
+            keep = not self._closed and generation == self._generation and len(self._idle) < IDLE_SEARCHERS
+            if keep:
+                self._idle.append(searcher)
+        if not keep:
+            searcher.close()
 
     def refresh(self) -> None:
+        """After a commit: the next searches open new searchers. Not Whoosh's `refresh()`: that one
+        reuses segment readers and would miss the deletions made in them since (a replaced document
+        would show twice). Searches still running finish on what they opened."""
         with self._lock:
-            if self._closed or self._searcher.up_to_date():
+            if self._closed:
                 return
-            # A new searcher, not `refresh()`: that one reuses segment readers and would miss the
-            # deletions made in them since (a replaced document would show twice).
-            fresh = self._ix.searcher()
-            self._searcher.close()
-            self._searcher = fresh
+            self._generation += 1
+            stale, self._idle = self._idle, []
+        for searcher in stale:
+            searcher.close()
 
     def document_count(self) -> int:
         with self._reading() as searcher:
@@ -285,21 +339,32 @@ class WhooshIndex:
 
     # -- building queries ---------------------------------------------------------------------------
 
-    def _fuzzy(self, reader: Any, token: str) -> wq.Query:
+    def _fuzzy(self, reader: Any, token: str, budget: Budget) -> wq.Query:
         """The indexed words within 1 edit (2 from 8 letters on; a swap of two letters is one edit)
-        that start with the same letter: a bounded expansion, never a scan of the whole vocabulary."""
+        that start with the same letter: those of the other documents first, then the audit events'
+        as far as the search's budget of compared words and time goes."""
         if len(token) < FUZZY_MIN or not token.isalpha():
             return wq.Term("body", token)
         maxdist = 2 if len(token) >= 8 else 1
         near = [token]
-        for term in reader.expand_prefix("body", token[0]):
-            word = term.decode() if isinstance(term, bytes) else term
-            close = word != token and abs(len(word) - len(token)) <= maxdist
-            if close and damerau_levenshtein(word, token, limit=maxdist + 1) <= maxdist:
-                near.append(word)
-                if len(near) > FUZZY_EXPANSIONS:
+        for field in ("vocab", "body"):
+            for term in reader.expand_prefix(field, token[0]):
+                if len(near) > FUZZY_EXPANSIONS or not budget.spend():
                     break
+                word = term.decode() if isinstance(term, bytes) else term
+                close = word not in near and abs(len(word) - len(token)) <= maxdist
+                if close and damerau_levenshtein(word, token, limit=maxdist + 1) <= maxdist:
+                    near.append(word)
         return wq.Or([wq.Term("body", word) for word in near]) if len(near) > 1 else wq.Term("body", token)
+
+    def _prefix(self, reader: Any, stem: str) -> list[str]:
+        """The indexed words a prefix stands for: the other documents' before the audit events' (where
+        anyone can plant words that sort first), at most MAX_EXPANSIONS of each."""
+        found: dict[str, None] = {}
+        for field in ("vocab", "body"):
+            for term in itertools.islice(reader.expand_prefix(field, stem), MAX_EXPANSIONS):
+                found[term.decode() if isinstance(term, bytes) else term] = None
+        return list(found)
 
     def _phrase(self, text: str) -> wq.Query | None:
         """Two words: one pair term. More: every adjacent pair (not a positional check, whose matcher
@@ -312,37 +377,39 @@ class WhooshIndex:
         pairs = [wq.Term("pairs", f"{a} {b}") for a, b in itertools.pairwise(words)]
         return pairs[0] if len(pairs) == 1 else wq.And(pairs)
 
-    def _clause(self, clause: Clause, reader: Any, fuzzy: bool) -> wq.Query | None:
+    def _clause(self, clause: Clause, reader: Any, fuzzy: bool, budget: Budget) -> wq.Query | None:
         if clause.phrase:
             return self._phrase(clause.text)
         words = _tokens(_WORDS, clause.text)
         if not words:
             return None  # punctuation only: it constrains nothing
         if clause.prefix:
-            last = words.pop()
-            expanded = [
-                term.decode() if isinstance(term, bytes) else term
-                for term in itertools.islice(reader.expand_prefix("body", last), MAX_EXPANSIONS)
-            ]
+            expanded = self._prefix(reader, words.pop())
             prefix: wq.Query = wq.Or([wq.Term("body", t) for t in expanded]) if expanded else wq.NullQuery
             return wq.And([*(wq.Term("body", w) for w in words), prefix]) if words else prefix
         if len(words) > 1:  # "disk,full": the words in this order
             return self._phrase(clause.text)
-        return self._fuzzy(reader, words[0]) if fuzzy else wq.Term("body", words[0])
+        return self._fuzzy(reader, words[0], budget) if fuzzy else wq.Term("body", words[0])
 
-    def _compile(self, query: Query, reader: Any, fuzzy: bool) -> tuple[wq.Query, list[wq.Query]] | None:
+    def _compile(
+        self, query: Query, reader: Any, fuzzy: bool, budget: Budget
+    ) -> tuple[wq.Query, list[wq.Query]] | None:
         """(what must match, the clauses of an And that also leave out the exclusions); None when no
         clause can match anything. Flat And([..., Not(x)]): Whoosh drops the outer exclusion of an
         AndNot nested in another."""
         parts: list[wq.Query] = []
         for group in query.groups:
-            alternatives = [q for q in (self._clause(c, reader, fuzzy) for c in group) if q is not None]
+            alternatives = [
+                q for q in (self._clause(c, reader, fuzzy, budget) for c in group) if q is not None
+            ]
             if alternatives:
                 parts.append(alternatives[0] if len(alternatives) == 1 else wq.Or(alternatives))
         if not parts:
             return None
         positive: wq.Query = parts[0] if len(parts) == 1 else wq.And(parts)
-        excluded = [q for q in (self._clause(c, reader, False) for c in query.exclude) if q is not None]
+        excluded = [
+            q for q in (self._clause(c, reader, False, budget) for c in query.exclude) if q is not None
+        ]
         return positive, [positive, *([wq.Not(wq.Or(excluded))] if excluded else [])]
 
     def _fuzzable(self, query: Query) -> bool:
@@ -377,13 +444,13 @@ class WhooshIndex:
         fuzzy: bool | None,
         time_limit: float,
     ) -> Found:
+        # One deadline for the whole search, the typo-tolerant second try included.
+        deadline = time.monotonic() + time_limit
         with self._reading() as searcher:
-            deadline = time.monotonic() + time_limit
             found = self._search(searcher, query, roles, type, offset, limit, counts, bool(fuzzy), deadline)
             if fuzzy is None and found.empty and self._fuzzable(query):
-                deadline = time.monotonic() + time_limit
                 near = self._search(searcher, query, roles, type, offset, limit, counts, True, deadline)
-                if not near.empty:
+                if not near.empty or near.partial:
                     return near
             return found
 
@@ -404,10 +471,13 @@ class WhooshIndex:
         among 100,000 of them would cost a pass over all of them, so they are read from the end of
         their postings (the newest have the highest document numbers) and counted up to AUDIT_COUNT_LIMIT."""
         reader = searcher.reader()
-        compiled = self._compile(query, reader, fuzzy)
+        budget = Budget(deadline)
+        compiled = self._compile(query, reader, fuzzy, budget)
+        if fuzzy:
+            self.fuzzy_scanned = budget.scanned
         wanted = type or query.type
         if compiled is None:
-            return Found(counts={} if known is None else known, hits=[], fuzzy=False)
+            return Found(counts={} if known is None else known, hits=[], fuzzy=False, partial=budget.cut)
         positive, matching = compiled
         role_filter = (
             [wq.Or([wq.Term("role", r.value) for r in sorted(roles)])] if roles != frozenset(Role) else []
@@ -425,7 +495,7 @@ class WhooshIndex:
         if query.type not in (None, AUDIT):
             audit_q = None
         counts = dict(known) if known is not None else None
-        cut_short = False
+        cut_short = budget.cut
         small_hits: list[Any] = []
         left = time_limit_of(deadline)
         # 1. The small types: counts per type and the best hits (one pass when no type is chosen).
@@ -522,9 +592,12 @@ class WhooshIndex:
         self.refresh()
 
     def close(self) -> None:
+        """Searches still reading close their searchers when they finish."""
         with self._lock:
             self._closed = True
-            self._searcher.close()
+            idle, self._idle = self._idle, []
+        for searcher in idle:
+            searcher.close()
 
 
 def _cancel(writer: Any) -> None:

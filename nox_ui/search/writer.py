@@ -16,6 +16,7 @@ restart the job, with the batch put back first, so nothing that was pending is l
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -40,6 +41,9 @@ from nox_ui.search.index import SCHEMA_VERSION, Build, IndexCorrupt, IndexLayout
 BATCH_SECONDS = 0.15  # changes arriving this close together go into one engine commit
 AUDIT_CHUNK = 5000  # audit events per commit when catching up on many
 IDLE_WAIT = 0.5
+# How often the build is compared with the database by SQL alone: other processes' commits (the CLI's
+# `users create`, `users disable`) reach the index this late at most.
+RECHECK_SECONDS = 45.0
 
 
 @dataclass
@@ -99,7 +103,7 @@ class IndexHandle:
                 index = engine().open(build.path)
             finally:
                 if old is not None:
-                    old.close()  # waits for a search still reading it
+                    old.close()  # at once: searches still reading it close their searchers after
             self._index, self._build, self._meta = index, build, meta
         return index
 
@@ -127,6 +131,7 @@ class IndexWriter:
         on_broken: Callable[[str, bool], None],  # (why, whether the files are unreadable)
         on_written: Callable[[bool], None],  # after each commit; True: the first since a failure
         batch_seconds: float = BATCH_SECONDS,
+        recheck_seconds: float = RECHECK_SECONDS,
     ) -> None:
         self.db = db
         self.handle = handle
@@ -136,6 +141,8 @@ class IndexWriter:
         self.on_broken = on_broken
         self.on_written = on_written
         self.batch_seconds = batch_seconds
+        self.recheck_seconds = recheck_seconds
+        self._next_check = time.monotonic() + recheck_seconds
         self.last_error = ""
         self.meta: IndexMeta | None = None  # of the build the writer looked at last
         self._lock = threading.Lock()
@@ -217,6 +224,8 @@ class IndexWriter:
             build, meta = usable
             if self._adopted != build.id:
                 self._adopt(build, meta)
+            elif time.monotonic() >= self._next_check:
+                self._recheck()
             if self._settled():
                 self._wake.wait(IDLE_WAIT)
                 self._wake.clear()
@@ -240,8 +249,15 @@ class IndexWriter:
     def _adopt(self, build: Build, meta: IndexMeta) -> None:
         """A build seen for the first time (at start, after a rebuild): compare it with the database."""
         self._adopted, self.meta, self._digests = build.id, meta, None
+        self._next_check = time.monotonic() + self.recheck_seconds
         self._add(Pending(verify=set(DB_GROUPS) | set(MEMORY_GROUPS), audit=True))
         logger.debug("search index: checking build {} against the database", build.id)
+
+    def _recheck(self) -> None:
+        """Now and then: the database's groups and audit events against the build (SQL and fingerprints;
+        the engine only when something differs), for what other processes committed."""
+        self._next_check = time.monotonic() + self.recheck_seconds
+        self._add(Pending(verify=set(DB_GROUPS), audit=True))
 
     def _apply(self, build: Build, batch: Pending) -> bool:
         """Whether it committed anything."""
@@ -252,6 +268,7 @@ class IndexWriter:
         deletes: dict[str, str] = {}  # key -> its group
         audit_through = meta.audit_high
         audit_below: int | None = None
+        audit_reset = False  # the database's audit ids went back: the build's events are another log's
         memory = self.memory() if batch.verify & set(MEMORY_GROUPS) else {}
         # 1. Without the engine: what really differs from the build.
         with self.db.session() as session:
@@ -270,10 +287,16 @@ class IndexWriter:
             audit_docs: list[Document] = []
             if batch.audit:
                 low, high, count = audit_range(session)
-                if high > meta.audit_high:
-                    for chunk in audit_batches(
-                        session, after=meta.audit_high, through=high, size=AUDIT_CHUNK
-                    ):
+                after = meta.audit_high
+                if high < meta.audit_high:  # an older database was restored: its ids will be reused
+                    logger.warning(
+                        "search index: the audit log ends at id {}, the index at {}: reindexing audit events",
+                        high,
+                        meta.audit_high,
+                    )
+                    audit_reset, after, audit_through = True, 0, 0
+                if high > after:
+                    for chunk in audit_batches(session, after=after, through=high, size=AUDIT_CHUNK):
                         audit_docs = chunk
                         break
                     if audit_docs:
@@ -282,9 +305,10 @@ class IndexWriter:
                             self._add(Pending(audit=True))  # the rest in the next commit
                 indexed_any = meta.audit_high >= max(meta.audit_low, 1)
                 first_left = low if count else meta.audit_high + 1
-                if indexed_any and first_left > meta.audit_low:
+                if indexed_any and first_left > meta.audit_low and not audit_reset:
                     audit_below = first_left
-        if not resync and not upserts and not deletes and not audit_docs and audit_below is None:
+        nothing = not resync and not upserts and not deletes and not audit_docs and audit_below is None
+        if nothing and not audit_reset:
             return False
         # 2. With the engine: one commit.
         index = self.handle.open(build, meta)
@@ -298,7 +322,12 @@ class IndexWriter:
             upserts.update({key: doc for key, doc in wanted.items() if held.get(key) != doc.digest})
         for doc in audit_docs:
             upserts[doc.key] = doc
-        index.write(list(upserts.values()), sorted(deletes), delete_audit_below=audit_below)
+        index.write(
+            list(upserts.values()),
+            sorted(deletes),
+            delete_groups=[AUDIT] if audit_reset else [],
+            delete_audit_below=audit_below,
+        )
         # 3. The build may have been replaced meanwhile (the CLI): then the batch goes to the new one.
         current = self.layout.current()
         if current is None or current.id != build.id:
@@ -315,8 +344,8 @@ class IndexWriter:
             fingerprints[group] = fingerprint(digests.get(group, {}).items())
         updated = replace(
             meta,
-            audit_high=max(meta.audit_high, audit_through),
-            audit_low=audit_below if audit_below is not None else meta.audit_low,
+            audit_high=audit_through if audit_reset else max(meta.audit_high, audit_through),
+            audit_low=0 if audit_reset else audit_below if audit_below is not None else meta.audit_low,
             fingerprints=fingerprints,
             documents=index.document_count(),
         )

@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from loguru import logger
@@ -503,20 +503,28 @@ class SearchService:
     ) -> Found:
         """One engine search, its counts per type from the cache when this build answered them before."""
         cache_key = f"{build.id}:{principal.role.value}:{query.normalized}"
+        generation = self._generation  # read before the cache: counts cached before a commit are stale
+
+        def engine_search(cached: dict[str, Any] | None) -> Found:
+            return self.handle.open(build, meta).search(
+                query,
+                roles_for(principal.role),
+                type=None if wanted in LIVE_TYPES else wanted,
+                offset=offset,
+                limit=limit,
+                counts=None if cached is None else dict(cached["counts"]),
+                fuzzy=None if cached is None else bool(cached["fuzzy"]),
+                time_limit=TIME_LIMIT,
+            )
+
         cached = self.cache.get(CACHE_NAMESPACE, cache_key) if self.cache is not None else None
-        generation = self._generation
-        found = self.handle.open(build, meta).search(
-            query,
-            roles_for(principal.role),
-            type=None if wanted in LIVE_TYPES else wanted,
-            offset=offset,
-            limit=limit,
-            counts=None if cached is None else dict(cached["counts"]),
-            fuzzy=None if cached is None else bool(cached["fuzzy"]),
-            time_limit=TIME_LIMIT,
-        )
+        found = engine_search(cached)
         if cached is not None:
-            return replace(found, capped=bool(cached["capped"]))
+            if generation == self._generation:
+                return replace(found, capped=bool(cached["capped"]))
+            # A commit landed during the search: its hits may be newer than the cached counts.
+            generation = self._generation
+            found = engine_search(None)
         if self.cache is not None and not found.partial:
             value = {"counts": found.counts, "fuzzy": found.fuzzy, "capped": found.capped}
             with self._generation_lock:

@@ -10,6 +10,8 @@ and drops it when the tab goes); services, the CLI and the tests never import Ni
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -39,6 +41,20 @@ class Signal(Generic[T]):
                 listener(value)
             except Exception:
                 logger.exception("a listener of {} failed; the others still ran", self.name)
+
+    def emit_on(self, loop: asyncio.AbstractEventLoop | None, value: T) -> None:
+        """`emit` in the thread of `loop` while it runs (listeners that touch the UI must run there):
+        at once when called on it, scheduled when called from another thread; at once when no loop runs."""
+        if loop is not None and loop.is_running() and not loop.is_closed():
+            try:
+                on_loop = asyncio.get_running_loop() is loop
+            except RuntimeError:
+                on_loop = False
+            if not on_loop:
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody to tell
+                    loop.call_soon_threadsafe(self.emit, value)
+                return
+        self.emit(value)
 
     def __len__(self) -> int:
         return len(self._listeners)

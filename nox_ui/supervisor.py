@@ -323,17 +323,7 @@ class Supervisor:
             self._announce(state)
 
     def _announce(self, state: JobState) -> None:
-        loop = self._loop
-        if loop is not None and loop.is_running() and not loop.is_closed():
-            try:
-                on_loop = asyncio.get_running_loop() is loop
-            except RuntimeError:
-                on_loop = False
-            if not on_loop:
-                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody to tell
-                    loop.call_soon_threadsafe(self.changed.emit, state)
-                return
-        self.changed.emit(state)
+        self.changed.emit_on(self._loop, state)
 
     # -- reading -----------------------------------------------------------------------------------
 

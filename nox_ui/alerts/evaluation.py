@@ -527,17 +527,7 @@ class AlertEngine:
             self._executor = None
 
     def _emit_changed(self) -> None:
-        counts = self.counts()
-        loop = self._loop
-        if loop is not None and loop.is_running() and not loop.is_closed():
-            try:
-                on_loop = asyncio.get_running_loop() is loop
-            except RuntimeError:
-                on_loop = False
-            if not on_loop:
-                loop.call_soon_threadsafe(self.changed.emit, counts)
-                return
-        self.changed.emit(counts)
+        self.changed.emit_on(self._loop, self.counts())
 
     # -- reading -----------------------------------------------------------------------------------
 

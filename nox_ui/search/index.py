@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from nox_ui.durable import fsync_directory
 from nox_ui.roles import Role
 from nox_ui.search.documents import Document
 from nox_ui.search.query import Query
@@ -266,7 +267,7 @@ class IndexLayout:
                 with contextlib.suppress(OSError):
                     link.unlink()
                 raise
-            _fsync_dir(self.root)
+            fsync_directory(self.root)
             self._prune(keep=final.name)
         return Build(id=build_id, path=final)
 
@@ -286,14 +287,6 @@ class IndexLayout:
 
     def discard(self, tmp: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def roles_for(role: Role) -> frozenset[Role]:

@@ -44,6 +44,7 @@ from sqlmodel import Session, col, delete, func, literal, select
 
 from nox_ui import roles
 from nox_ui.db import Database
+from nox_ui.durable import fsync_directory
 from nox_ui.errors import Invalid, NoxError
 from nox_ui.models import AuditEvent, User, utcnow
 from nox_ui.roles import SYSTEM_NAME, Principal, Role, Target, authorize
@@ -849,7 +850,7 @@ class AuditService:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(partial, path)
-            _fsync_directory(path.parent)
+            fsync_directory(path.parent)
         except OSError as exc:
             raise ArchiveError(f"cannot write the audit archive {path}: {exc.strerror or exc}") from exc
         finally:
@@ -1036,15 +1037,6 @@ def _remove(path: Path) -> None:
     """Delete a file of a failed archive, if it is there and can be."""
     with contextlib.suppress(OSError):
         path.unlink()
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename in `directory` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def jsonl_line(event: AuditEvent) -> str:

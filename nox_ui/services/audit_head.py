@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from nox_ui.crypto import sign
+from nox_ui.durable import fsync_directory
 from nox_ui.errors import Conflict
 
 HEAD_FILE = "audit-head.json"
@@ -162,7 +163,7 @@ class AuditHead:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(partial, self.path)
-        _fsync_directory(self.path.parent)
+        fsync_directory(self.path.parent)
         if not self.was_written():
             with open(self.lock_path, "w", encoding="utf-8") as marker:
                 marker.write(_ANCHORED)
@@ -209,11 +210,3 @@ def _parse(document: object) -> Head | None:
             return None
         pending = PendingArchive(**archive)
     return Head(last_id=last_id, last_hash=last_hash, count=count, archive=pending)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -21,6 +21,7 @@ from loguru import logger
 
 from nox_ui.config import NEXT_SECRET_KEY_FILE, SECRET_KEY_FILE
 from nox_ui.crypto import SecretBox
+from nox_ui.durable import fsync_directory
 from nox_ui.errors import Invalid
 from nox_ui.roles import CLI
 
@@ -64,7 +65,7 @@ def rotate_secret_key(services: Services, *, old_key_file: Path | None = None) -
     settings_count, notifier_count = _reencrypt(services, box)
     services.audit.resign_head(new_key)
     os.replace(next_path, key_path)
-    _fsync_dir(settings.data_dir)
+    fsync_directory(settings.data_dir)
     logger.info(
         "secret key rotated; {} settings and {} notifiers re-encrypted", settings_count, notifier_count
     )
@@ -103,13 +104,5 @@ def _write_private(path: Path, key: str) -> str:
         handle.write(key + "\n")
         handle.flush()
         os.fsync(handle.fileno())
-    _fsync_dir(path.parent)
+    fsync_directory(path.parent)
     return key
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
